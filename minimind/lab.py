@@ -1,0 +1,270 @@
+"""The experiment harness: train variants that differ in one thing, on fixed seeds, and compare.
+
+A claim test reads like the experiment it is:
+
+    runs = compare(base, {"no norm": dict(norm="none"), "pre RMSNorm": {}}, seed=seed,
+                   settings=TrainSettings(steps=200, lr=3e-2))
+    report.table(runs.table("norm vs no norm"))
+    assert runs["pre RMSNorm"].final_loss < runs["no norm"].final_loss - 0.5
+
+Runs are deterministic: one thread, seeded init, seeded batches (same seed, same numbers).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from minimind.config import ModelConfig
+from minimind.data import Corpus, load_corpus
+from minimind.model import MiniMindForCausalLM
+
+
+@contextlib.contextmanager
+def threads(n: int) -> Iterator[None]:
+    """Run a block with n intra-op threads: one thread makes float reductions repeatable."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@dataclass
+class TrainSettings:
+    """How a run trains. A comparison uses one of these for every variant."""
+
+    steps: int = 200
+    lr: float = 3e-3
+    batch_size: int = 32
+    seq_len: int = 64
+    warmup: int = 0  # linear warmup steps, then constant lr
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float | None = None  # clip the global grad norm; None records it but never clips
+    eval_batches: int = 8  # validation batches after training
+    num_threads: int = 1
+
+    def with_(self, **changes: Any) -> "TrainSettings":
+        return replace(self, **changes)
+
+
+@dataclass
+class Run:
+    """What one training run measured."""
+
+    name: str
+    losses: list[float]  # training loss per step, up to the first non-finite one
+    grad_norms: list[float]  # global gradient norm per step, before clipping
+    first_nonfinite_step: int | None  # None when every loss was finite
+    val_loss: float  # mean validation loss after training (inf when training blew up)
+    seconds: float
+    model: nn.Module | None = field(default=None, repr=False)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def final_loss(self) -> float:
+        """Mean training loss over the last 10% of steps (inf when training hit a non-finite)."""
+        if self.first_nonfinite_step is not None or not self.losses:
+            return math.inf
+        tail = self.losses[-max(len(self.losses) // 10, 1):]
+        return sum(tail) / len(tail)
+
+    @property
+    def max_loss(self) -> float:
+        return max(self.losses) if self.losses else math.inf
+
+
+def lr_at(step: int, lr: float, warmup: int) -> float:
+    """Linear warmup from lr/warmup to lr over `warmup` steps, then constant."""
+    return lr * min(1.0, (step + 1) / warmup) if warmup > 0 else lr
+
+
+def fit(
+    model: nn.Module,
+    next_batch: Callable[[int], tuple[Tensor, Tensor]],
+    loss_fn: Callable[[nn.Module, Tensor, Tensor], Tensor],
+    settings: TrainSettings,
+    name: str = "run",
+    evaluate: Callable[[nn.Module], float] | None = None,
+) -> Run:
+    """AdamW on `loss_fn(model, x, y)` for settings.steps steps; stops at the first non-finite loss."""
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=settings.lr, betas=settings.betas,
+        weight_decay=settings.weight_decay,
+    )
+    losses: list[float] = []
+    grad_norms: list[float] = []
+    bad_step = None
+    start = time.perf_counter()
+    with threads(settings.num_threads):
+        model.train()
+        for step in range(settings.steps):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, settings.lr, settings.warmup)
+            x, y = next_batch(step)
+            loss = loss_fn(model, x, y)
+            if not torch.isfinite(loss):
+                bad_step = step
+                break
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            max_norm = settings.grad_clip if settings.grad_clip is not None else math.inf
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+            losses.append(loss.item())
+            grad_norms.append(norm.item())
+            if not math.isfinite(grad_norms[-1]):
+                bad_step = step
+                break
+            opt.step()
+        model.eval()
+        val = math.inf
+        if bad_step is None and evaluate is not None:
+            with torch.no_grad():
+                val = evaluate(model)
+    return Run(name, losses, grad_norms, bad_step, val, time.perf_counter() - start, model)
+
+
+def lm_loss(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    return model(x, y).loss
+
+
+def train_lm(
+    config: ModelConfig, settings: TrainSettings, seed: int = 0, name: str = "run",
+    corpus: Corpus | None = None, model_fn: Callable[[ModelConfig], nn.Module] | None = None,
+) -> Run:
+    """Train MiniMindForCausalLM(config) on a character corpus (Shakespeare by default)."""
+    corpus = corpus or load_corpus()
+    if config.vocab_size < corpus.vocab_size:
+        raise ValueError(f"config.vocab_size={config.vocab_size} is smaller than the corpus "
+                         f"vocabulary ({corpus.vocab_size} characters)")
+    with threads(settings.num_threads):
+        torch.manual_seed(seed)
+        model = (model_fn or MiniMindForCausalLM)(config)
+    data_gen = torch.Generator().manual_seed(seed)
+    B, T = settings.batch_size, settings.seq_len
+
+    def next_batch(step: int) -> tuple[Tensor, Tensor]:
+        return corpus.batch("train", B, T, data_gen)
+
+    def evaluate(m: nn.Module) -> float:
+        val_gen = torch.Generator().manual_seed(10_000 + seed)
+        batches = [corpus.batch("val", B, T, val_gen) for _ in range(settings.eval_batches)]
+        return sum(lm_loss(m, x, y).item() for x, y in batches) / len(batches)
+
+    return fit(model, next_batch, lm_loss, settings, name, evaluate)
+
+
+@dataclass
+class Table:
+    """A small table of measured numbers, printed in pytest's summary and pasted in READMEs."""
+
+    title: str
+    columns: Sequence[str]
+    rows: list[Sequence[Any]]
+    note: str = ""
+
+    @staticmethod
+    def _fmt(value: Any) -> str:
+        if isinstance(value, float):
+            if math.isnan(value) or math.isinf(value):
+                return str(value)
+            if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+                return f"{value:.2e}"
+            return f"{value:.4g}" if abs(value) >= 100 else f"{value:.3f}"
+        return "-" if value is None else str(value)
+
+    def render(self) -> str:
+        cells = [list(map(str, self.columns))] + [[self._fmt(v) for v in r] for r in self.rows]
+        widths = [max(len(row[i]) for row in cells) for i in range(len(self.columns))]
+        lines = [self.title]
+        for k, row in enumerate(cells):
+            lines.append("  " + "  ".join(c.rjust(w) for c, w in zip(row, widths)))
+            if k == 0:
+                lines.append("  " + "  ".join("-" * w for w in widths))
+        if self.note:
+            lines.append(f"  {self.note}")
+        return "\n".join(lines)
+
+    def markdown(self) -> str:
+        head = "| " + " | ".join(map(str, self.columns)) + " |"
+        rule = "|" + "|".join("---" for _ in self.columns) + "|"
+        body = ["| " + " | ".join(self._fmt(v) for v in r) + " |" for r in self.rows]
+        return "\n".join([f"**{self.title}**", "", head, rule, *body])
+
+
+@dataclass
+class Comparison:
+    """Runs of variants that differ in one thing, keyed by variant name."""
+
+    runs: dict[str, Run]
+    seed: int
+
+    def __getitem__(self, name: str) -> Run:
+        return self.runs[name]
+
+    def table(self, title: str) -> Table:
+        rows = [
+            [name, r.losses[0] if r.losses else math.nan, r.final_loss, r.val_loss,
+             r.first_nonfinite_step, r.max_loss, r.seconds]
+            for name, r in self.runs.items()
+        ]
+        cols = ["variant", "loss@0", "final loss", "val loss", "first non-finite", "max loss", "s"]
+        return Table(f"{title} (seed {self.seed})", cols, rows)
+
+    def plot(self, path: str | Path, title: str = "", log: bool = False) -> Path:
+        """Training-loss curves of every variant, one PNG."""
+        plt = pyplot()
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for name, r in self.runs.items():
+            ax.plot(r.losses, label=name)
+        ax.set_xlabel("step")
+        ax.set_ylabel("training loss")
+        if log:
+            ax.set_yscale("log")
+        ax.set_title(f"{title} (seed {self.seed})")
+        ax.legend()
+        return save_figure(fig, path)
+
+
+def compare(
+    base: ModelConfig, variants: dict[str, dict[str, Any]], settings: TrainSettings,
+    seed: int = 0, variant_settings: dict[str, dict[str, Any]] | None = None,
+    corpus: Corpus | None = None,
+) -> Comparison:
+    """Train base.replace(**changes) for each variant with the same seed, data and settings.
+
+    `variant_settings` changes training settings for named variants (for example warmup), so a
+    comparison can vary the recipe instead of the model while everything else stays equal.
+    """
+    runs = {}
+    for name, changes in variants.items():
+        s = settings.with_(**(variant_settings or {}).get(name, {}))
+        runs[name] = train_lm(base.replace(**changes), s, seed=seed, name=name, corpus=corpus)
+    return Comparison(runs, seed)
+
+
+def pyplot():
+    """matplotlib.pyplot with the headless backend, imported only when a figure is drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)
+    return path
