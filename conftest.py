@@ -17,7 +17,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from minimind import course
-from minimind.course import NOT_STARTED, Implementation, Lesson, NotStarted
+from minimind.course import (
+    NOT_STARTED, Implementation, Lesson, NotStarted, Outcome, progress_lines,
+)
 from minimind.data import set_default_corpus
 
 os.environ.setdefault("MPLBACKEND", "Agg")  # figures are written to files, never shown
@@ -46,17 +48,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="(meta-tests) run exercise tests against the wrong versions in FILE")
     group.addoption("--course-report", metavar="FILE", default=None,
                     help="write every test's outcome as JSON to FILE")
-
-
-@dataclass
-class Outcome:
-    nodeid: str
-    lesson: str | None
-    kind: str  # "claim", "exercise" or "other"
-    exercises: list[str]
-    mutant: str | None
-    outcome: str = "not run"  # passed, failed, error, not started, skipped
-    message: str = ""
 
 
 @dataclass
@@ -256,38 +247,6 @@ def report(request: pytest.FixtureRequest, seed: int) -> Recorder:
 
 
 # --- the summary ---------------------------------------------------------------------------------
-
-def exercise_progress(lesson: Lesson, outcomes: list[Outcome]) -> list[tuple[str, str, str]]:
-    """(exercise, status, where) per exercise: done, failing, not started, or not run."""
-    rows = []
-    for stub in lesson.exercises:
-        seen = [o.outcome for o in outcomes if stub.name in o.exercises and o.mutant is None]
-        if not seen or all(s in ("not run", "skipped") for s in seen):
-            status = "not run"
-        elif any(s in ("failed", "error") for s in seen):
-            status = "failing"
-        elif any(s == NOT_STARTED for s in seen):
-            status = NOT_STARTED
-        else:
-            status = "done"
-        rows.append((stub.name, status, lesson.where(stub.name)))
-    return rows
-
-
-def progress_lines(lesson: Lesson, outcomes: list[Outcome]) -> list[str]:
-    rows = exercise_progress(lesson, outcomes)
-    if all(status == "not run" for _, status, _ in rows):
-        return []
-    done = sum(status == "done" for _, status, _ in rows)
-    lines = [f"  exercises: {done}/{len(rows)} done"]
-    width = max(len(name) for name, _, _ in rows)
-    for name, status, where in rows:
-        lines.append(f"    {name.ljust(width)}  {status:<12} {where}")
-    upcoming = next(((n, w) for n, s, w in rows if s != "done"), None)
-    if upcoming:
-        lines.append(f"  next: {upcoming[0]} at {upcoming[1]}")
-    return lines
-
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     state = _state(config)

@@ -263,3 +263,48 @@ def check_close(
                        check_dtype=check_dtype)
     if message is not None:
         raise AssertionError(f"{what} is wrong:\n  {message}")
+
+
+# --- progress ------------------------------------------------------------------------------------
+
+@dataclass
+class Outcome:
+    nodeid: str
+    lesson: str | None
+    kind: str  # "claim", "exercise" or "other"
+    exercises: list[str]
+    mutant: str | None
+    outcome: str = "not run"  # passed, failed, error, not started, skipped
+    message: str = ""
+
+
+def exercise_progress(lesson: Lesson, outcomes: list[Outcome]) -> list[tuple[str, str, str]]:
+    """(exercise, status, where) per exercise: done, failing, not started, or not run."""
+    rows = []
+    for stub in lesson.exercises:
+        seen = [o.outcome for o in outcomes if stub.name in o.exercises and o.mutant is None]
+        if not seen or all(s in ("not run", "skipped") for s in seen):
+            status = "not run"
+        elif any(s in ("failed", "error") for s in seen):
+            status = "failing"
+        elif any(s == NOT_STARTED for s in seen):
+            status = NOT_STARTED
+        else:
+            status = "done"
+        rows.append((stub.name, status, lesson.where(stub.name)))
+    return rows
+
+
+def progress_lines(lesson: Lesson, outcomes: list[Outcome]) -> list[str]:
+    rows = exercise_progress(lesson, outcomes)
+    if all(status == "not run" for _, status, _ in rows):
+        return []
+    done = sum(status == "done" for _, status, _ in rows)
+    lines = [f"  exercises: {done}/{len(rows)} done"]
+    width = max(len(name) for name, _, _ in rows)
+    for name, status, where in rows:
+        lines.append(f"    {name.ljust(width)}  {status:<12} {where}")
+    upcoming = next(((n, w) for n, s, w in rows if s != "done"), None)
+    if upcoming:
+        lines.append(f"  next: {upcoming[0]} at {upcoming[1]}")
+    return lines

@@ -57,14 +57,19 @@ def markdown_play_to_text(markdown: str) -> str:
         if not line or line.startswith("#"):
             continue
         if line.startswith("_"):
-            in_direction = not (len(line) > 1 and line.endswith("_"))
-            continue
+            closed = _INLINE_DIRECTION.match(line)
+            if closed is None:  # the direction goes on past this line
+                in_direction = True
+                continue
+            line = line[closed.end():].strip()  # "_Aside_ Goodbye." keeps "Goodbye."
+            if not line:
+                continue
         match = _BOLD_SPEAKER.match(line)
         if match:
             flush()
             speaker, lines = match.group(1).strip(), []
             continue
-        line = " ".join(_INLINE_DIRECTION.sub("", line).split())
+        line = " ".join(_INLINE_DIRECTION.sub("", line).replace("\\", "").split())
         if line:
             lines.append(line)
     flush()

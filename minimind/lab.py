@@ -65,7 +65,8 @@ class Run:
     grad_norms: list[float]  # global gradient norm per step, before clipping
     first_nonfinite_step: int | None  # None when every loss was finite
     val_loss: float  # mean validation loss after training (inf when training blew up)
-    seconds: float
+    seconds: float  # wall time (inflated when other jobs share the CPU)
+    cpu_seconds: float  # CPU time of this process: the steadier cost measure
     model: nn.Module | None = field(default=None, repr=False)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -103,7 +104,7 @@ def fit(
     losses: list[float] = []
     grad_norms: list[float] = []
     bad_step = None
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     with threads(settings.num_threads):
         model.train()
         for step in range(settings.steps):
@@ -129,7 +130,8 @@ def fit(
         if bad_step is None and evaluate is not None:
             with torch.no_grad():
                 val = evaluate(model)
-    return Run(name, losses, grad_norms, bad_step, val, time.perf_counter() - start, model)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    return Run(name, losses, grad_norms, bad_step, val, wall, cpu, model)
 
 
 def lm_loss(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
@@ -213,10 +215,11 @@ class Comparison:
     def table(self, title: str) -> Table:
         rows = [
             [name, r.losses[0] if r.losses else math.nan, r.final_loss, r.val_loss,
-             r.first_nonfinite_step, r.max_loss, r.seconds]
+             r.first_nonfinite_step, r.max_loss, r.cpu_seconds]
             for name, r in self.runs.items()
         ]
-        cols = ["variant", "loss@0", "final loss", "val loss", "first non-finite", "max loss", "s"]
+        cols = ["variant", "loss@0", "final loss", "val loss", "first non-finite", "max loss",
+                "cpu s"]
         return Table(f"{title} (seed {self.seed})", cols, rows)
 
     def plot(self, path: str | Path, title: str = "", log: bool = False) -> Path:

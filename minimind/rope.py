@@ -24,13 +24,15 @@ def rope_inv_freq(head_dim: int, theta: float = 1e6) -> Tensor:
 
 
 def ntk_scaled_theta(theta: float, scale: float, head_dim: int) -> float:
-    """NTK-aware scaling: a larger base so the lowest frequency slows by `scale`, the highest barely.
+    """NTK-aware scaling: a larger base that slows the slowest pair by `scale`, the fastest not.
 
     theta' = theta * scale^(D / (D - 2)) makes the last pair (exponent (D-2)/D) turn exactly
     `scale` times slower while the first pair (exponent 0) is untouched.
     """
     if head_dim <= 2:
         raise ValueError(f"NTK scaling needs head_dim > 2, got {head_dim}")
+    if scale <= 0:
+        raise ValueError(f"NTK scale must be > 0, got {scale}")
     return theta * scale ** (head_dim / (head_dim - 2))
 
 
@@ -47,7 +49,8 @@ def yarn_inv_freq(
     inv_freq = rope_inv_freq(head_dim, theta)
 
     def pair_index(turns: float) -> float:  # the pair i that completes `turns` turns
-        return head_dim * math.log(original_max_len / (turns * 2 * math.pi)) / (2 * math.log(theta))
+        turns_ratio = original_max_len / (turns * 2 * math.pi)
+        return head_dim * math.log(turns_ratio) / (2 * math.log(theta))
 
     low = max(math.floor(pair_index(beta_fast)), 0)
     high = min(math.ceil(pair_index(beta_slow)), head_dim // 2 - 1)
@@ -56,11 +59,15 @@ def yarn_inv_freq(
     return inv_freq * (1 - ramp + ramp / factor)
 
 
-def rope_tables(inv_freq: Tensor, max_len: int) -> tuple[Tensor, Tensor]:
-    """cos and sin tables of shape (max_len, head_dim), half-split, float32."""
+def rope_tables(
+    inv_freq: Tensor, max_len: int, dtype: torch.dtype = torch.float32
+) -> tuple[Tensor, Tensor]:
+    """cos and sin tables (max_len, head_dim), half-split; angles in float64, cast to dtype."""
+    if max_len < 1:
+        raise ValueError(f"max_len must be >= 1, got {max_len}")
     angles = torch.outer(torch.arange(max_len, dtype=torch.float64), inv_freq.double())
     angles = torch.cat([angles, angles], dim=-1)  # (max_len, head_dim): halves repeat
-    return angles.cos().float(), angles.sin().float()
+    return angles.cos().to(dtype), angles.sin().to(dtype)
 
 
 def rope_frequencies(head_dim: int, max_len: int, theta: float = 1e6) -> tuple[Tensor, Tensor]:
@@ -91,20 +98,28 @@ def rotate_half(x: Tensor) -> Tensor:
 
 
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate x of shape (batch, seq, heads, head_dim) by the first `seq` rows of the tables."""
+    """Rotate x of shape (batch, seq, heads, head_dim) by the first `seq` rows of the tables.
+
+    Computes in float32 (float64 stays float64) and returns x's dtype: a bfloat16 rotation
+    would round every coordinate to 8 bits of mantissa.
+    """
     if x.dim() != 4:
         raise ValueError(f"apply_rope expects x of shape (batch, seq, heads, head_dim), got "
                          f"{tuple(x.shape)}")
     B, T, H, D = x.shape
-    if D % 2:
-        raise ValueError(f"RoPE needs an even head_dim, got head_dim={D}")
-    if cos.shape != sin.shape or cos.dim() != 2 or cos.shape[1] != D:
-        raise ValueError(f"cos/sin must both be (seq, head_dim={D}), got {tuple(cos.shape)} "
+    if cos.shape != sin.shape or cos.dim() != 2:
+        raise ValueError(f"cos and sin must both be (seq, head_dim), got {tuple(cos.shape)} "
                          f"and {tuple(sin.shape)}")
+    if cos.shape[1] != D:
+        raise ValueError(f"x has head_dim {D} but the RoPE tables have {cos.shape[1]} columns")
+    if D % 2:
+        raise ValueError(f"RoPE rotates pairs of dimensions, so head_dim must be even; x "
+                         f"{tuple(x.shape)} and the tables {tuple(cos.shape)} have head_dim {D}")
     if cos.shape[0] < T:
         raise ValueError(f"sequence length {T} is longer than the RoPE table "
                          f"({cos.shape[0]} positions); build the table with max_len >= {T}")
-    cos = cos[:T, None, :].float()  # (T, 1, D): broadcast over batch and heads
-    sin = sin[:T, None, :].float()
-    x32 = x.float()
-    return (x32 * cos + rotate_half(x32) * sin).to(x.dtype)
+    dtype = torch.promote_types(x.dtype, torch.float32)
+    cos = cos[:T, None, :].to(dtype)  # (T, 1, D): broadcast over batch and heads
+    sin = sin[:T, None, :].to(dtype)
+    xf = x.to(dtype)
+    return (xf * cos + rotate_half(xf) * sin).to(x.dtype)

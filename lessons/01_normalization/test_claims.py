@@ -1,0 +1,243 @@
+"""Lesson 01 claims: what normalization buys, measured on the reference implementation."""
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+
+from minimind.config import ModelConfig
+from minimind.data import load_corpus
+from minimind.lab import Table, TrainSettings, compare, pyplot, save_figure, threads
+from minimind.norm import LayerNorm, RMSNorm, layer_norm, rms_norm
+
+WIDTH, DEPTH = 256, 32
+
+
+def _deep_stack(depth: int, seed: int, norm: bool, init_gain: float | None) -> nn.Sequential:
+    """depth x (Linear + ReLU [+ RMSNorm]), no biases; init_gain=None: PyTorch default init."""
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        linear = nn.Linear(WIDTH, WIDTH, bias=False)  # a bias would floor the shrinking std
+        if init_gain is not None:
+            nn.init.normal_(linear.weight, std=init_gain / math.sqrt(WIDTH))
+        layers += [linear, nn.ReLU()] + ([RMSNorm(WIDTH)] if norm else [])
+    return nn.Sequential(*layers)
+
+
+def _layer_stds(stack: nn.Sequential, x: torch.Tensor) -> list[float]:
+    """Standard deviation of the activations after every layer (after its norm, if any)."""
+    stds = []
+    for module in stack:
+        x = module(x)
+        if not isinstance(module, nn.Linear) and not (
+            isinstance(module, nn.ReLU) and isinstance(stack[-1], RMSNorm)
+        ):
+            stds.append(x.std().item())
+    return stds
+
+
+@pytest.mark.claim
+def test_activation_scale_drifts_geometrically_without_norm_and_stays_banded_with_rmsnorm(
+    seed, report
+):
+    """Without a norm, activation std shrinks or grows by a constant factor per layer; with
+    RMSNorm after each layer it stays in a narrow band at any depth."""
+    x = torch.randn(512, WIDTH, generator=torch.Generator().manual_seed(seed))
+    inits = {"PyTorch default": None, "std 2/sqrt(fan_in)": 2.0}
+    rows, curves = [], {}
+    with threads(1), torch.no_grad():
+        for init_name, gain in inits.items():
+            for norm in (False, True):
+                stds = _layer_stds(_deep_stack(DEPTH, seed, norm, gain), x)
+                per_layer = (stds[-1] / stds[0]) ** (1 / (DEPTH - 1))
+                name = f"{'RMSNorm' if norm else 'no norm'}, {init_name}"
+                curves[name] = stds
+                rows.append([name, stds[0], stds[DEPTH // 2 - 1], stds[-1], stds[-1] / stds[0],
+                             per_layer, max(stds) / min(stds)])
+    report.table(Table(
+        f"activation std per layer, {DEPTH} x Linear({WIDTH})+ReLU (seed {seed})",
+        ["stack", "layer 1", f"layer {DEPTH // 2}", f"layer {DEPTH}", "last/first",
+         "factor per layer", "max/min"], rows))
+
+    def draw(path):
+        plt = pyplot()
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for name, stds in curves.items():
+            ax.semilogy(range(1, DEPTH + 1), stds, label=name)
+        ax.set_xlabel("layer")
+        ax.set_ylabel("activation std")
+        ax.legend(fontsize=8)
+        save_figure(fig, path)
+
+    report.figure("01-activation-scale", draw)
+    shrink, grow = rows[0], rows[2]
+    assert shrink[4] < 1e-8 and 0.3 < shrink[5] < 0.55, f"default init should shrink: {shrink}"
+    assert grow[4] > 1e4 and 1.2 < grow[5] < 1.6, f"large init should grow: {grow}"
+    for row in (rows[1], rows[3]):
+        assert row[6] < 1.5, f"RMSNorm should keep the std in a band: {row}"
+
+
+@pytest.mark.claim
+def test_first_layer_gradient_vanishes_with_depth_without_norm_but_not_with_rmsnorm(seed, report):
+    """Without a norm the first layer's gradient falls geometrically with total depth; with
+    RMSNorm it stays of order one."""
+    x = torch.randn(512, WIDTH, generator=torch.Generator().manual_seed(seed))
+    target = torch.randn(512, WIDTH, generator=torch.Generator().manual_seed(seed + 1))
+    depths = [1, 8, 16, 32]
+    grads: dict[bool, list[float]] = {False: [], True: []}
+    with threads(1):
+        for norm in (False, True):
+            for depth in depths:
+                stack = _deep_stack(depth, seed, norm, None)
+                loss = (stack(x) * target).mean()  # linear in the output: no squaring of scale
+                loss.backward()
+                grads[norm].append(stack[0].weight.grad.norm().item())
+    rows = [[d, grads[False][i], grads[False][i] / grads[False][0], grads[True][i],
+             grads[True][i] / grads[True][0]] for i, d in enumerate(depths)]
+    report.table(Table(f"first-layer weight gradient norm vs total depth (seed {seed})",
+                       ["depth", "no norm", "no norm / depth 1", "RMSNorm", "RMSNorm / depth 1"],
+                       rows))
+    assert grads[False][-1] / grads[False][0] < 1e-8
+    assert all(0.1 < g / grads[True][0] < 10 for g in grads[True])
+
+
+def _char_config(layers: int, **changes) -> ModelConfig:
+    return ModelConfig(
+        vocab_size=load_corpus().vocab_size, hidden_size=64, num_hidden_layers=layers,
+        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=64, **changes,
+    )
+
+
+UNIGRAM_PLATEAU = 3.32  # loss of predicting character frequencies alone
+
+
+@pytest.mark.slow
+@pytest.mark.claim
+def test_high_lr_training_without_norm_blows_up_while_pre_rmsnorm_trains(seed, report):
+    """At lr 3e-2 with no warmup, a 4-layer model without normalization blows up within a few
+    steps while the same model with Pre-LN RMSNorm learns past the unigram plateau."""
+    settings = TrainSettings(steps=NO_NORM_STEPS, lr=3e-2, batch_size=16)
+    runs = compare(_char_config(4), {"pre RMSNorm": {}, "no norm": dict(norm="none")},
+                   settings, seed=seed)
+    report.table(runs.table(f"4 layers, lr 3e-2, no warmup, {settings.steps} steps"))
+    report.figure("01-no-norm-vs-rmsnorm", lambda p: runs.plot(p, "no norm vs RMSNorm", log=True))
+    normed, bare = runs["pre RMSNorm"], runs["no norm"]
+    assert normed.first_nonfinite_step is None and normed.final_loss < UNIGRAM_PLATEAU - 0.3
+    blew_up = bare.first_nonfinite_step is not None or bare.max_loss > 100
+    assert blew_up, f"no-norm run stayed tame: max loss {bare.max_loss}"
+
+
+NO_NORM_STEPS = 150
+POST_LN = dict(layers=6, lr=1.5e-2, steps=200, warmup=200)  # warmup spans the whole run
+
+
+@pytest.mark.slow
+@pytest.mark.claim
+def test_post_ln_fails_without_warmup_where_pre_ln_trains_and_warmup_rescues_it(seed, report):
+    """In a 6-layer LayerNorm model at lr 1.5e-2 without warmup, Post-LN stalls at the unigram
+    plateau while Pre-LN trains; with a linear warmup Post-LN trains again."""
+    cfg = _char_config(POST_LN["layers"], norm="layer")
+    settings = TrainSettings(steps=POST_LN["steps"], lr=POST_LN["lr"], batch_size=16)
+    runs = compare(
+        cfg,
+        {"Pre-LN": {}, "Post-LN": dict(norm_position="post"),
+         "Post-LN + warmup": dict(norm_position="post")},
+        settings, seed=seed, variant_settings={"Post-LN + warmup": dict(warmup=POST_LN["warmup"])},
+    )
+    report.table(runs.table(f"6 layers, LayerNorm, lr {POST_LN['lr']}, {settings.steps} steps, "
+                            f"warmup {POST_LN['warmup']} for the last row"))
+    report.figure("01-post-ln-vs-pre-ln", lambda p: runs.plot(p, "Post-LN vs Pre-LN"))
+    pre, post, warm = runs["Pre-LN"], runs["Post-LN"], runs["Post-LN + warmup"]
+    assert post.final_loss > UNIGRAM_PLATEAU - 0.1, "Post-LN without warmup left the plateau"
+    assert pre.final_loss < post.final_loss - 0.4
+    assert warm.final_loss < post.final_loss - 0.4
+
+
+@pytest.mark.slow
+@pytest.mark.claim
+def test_rmsnorm_matches_layernorm_loss_with_half_the_norm_parameters(seed, report):
+    """RMSNorm reaches LayerNorm's validation loss within 3% while each norm has half the
+    parameters (a weight, no bias)."""
+    settings = TrainSettings(steps=200, lr=3e-3, batch_size=16)
+    runs = compare(_char_config(2), {"RMSNorm": {}, "LayerNorm": dict(norm="layer")},
+                   settings, seed=seed)
+    rms_params = sum(p.numel() for p in RMSNorm(64).parameters())
+    ln_params = sum(p.numel() for p in LayerNorm(64).parameters())
+    rms, ln = runs["RMSNorm"].val_loss, runs["LayerNorm"].val_loss
+    table = runs.table("2 layers, lr 3e-3, 200 steps")
+    table.note = (f"params per norm: RMSNorm {rms_params}, LayerNorm {ln_params}; "
+                  f"val loss gap {100 * (rms - ln) / ln:+.2f}%")
+    report.table(table)
+    assert rms_params * 2 == ln_params
+    assert abs(rms - ln) / ln < 0.03
+    assert max(rms, ln) < UNIGRAM_PLATEAU - 0.3, "both must actually learn"
+
+
+unit_rows = st.tuples(
+    st.integers(0, 2**31 - 1), st.floats(1e-1, 1e3), st.integers(2, 96), st.integers(1, 4)
+)
+
+
+def _rows(seed: int, scale: float, dim: int, rows: int) -> torch.Tensor:
+    return torch.randn(rows, dim, generator=torch.Generator().manual_seed(seed)) * scale
+
+
+@pytest.mark.claim
+@given(unit_rows)
+def test_rmsnorm_output_has_unit_rms(case):
+    """With unit weight, every output row has root mean square 1 (up to eps)."""
+    x = _rows(*case)
+    y = rms_norm(x, torch.ones(x.shape[-1]))
+    ms = x.pow(2).mean(-1)
+    expected = torch.sqrt(ms / (ms + 1e-5))  # exactly 1 but for eps
+    torch.testing.assert_close(y.pow(2).mean(-1).sqrt(), expected, atol=1e-5, rtol=1e-5)
+    assert (expected > 0.999).all() or (ms < 1e-2).any()
+
+
+@pytest.mark.claim
+@given(unit_rows, st.floats(1e-2, 1e2))
+def test_rmsnorm_is_invariant_to_positive_rescaling(case, factor):
+    """rms_norm(c * x) equals rms_norm(x) for any c > 0, up to eps's share of the mean square."""
+    x = _rows(*case)
+    w = torch.rand(x.shape[-1], generator=torch.Generator().manual_seed(case[0])) + 0.5
+    y, y_scaled = rms_norm(x, w), rms_norm(factor * x, w)
+    # eps breaks exact invariance by at most eps / (2 * smaller mean square), relatively.
+    ms = x.pow(2).mean(-1, keepdim=True)
+    bound = 1e-5 / (2 * torch.minimum(ms, factor**2 * ms)) + 1e-5
+    assert ((y_scaled - y).abs() <= bound * y.abs() + 1e-6).all()
+
+
+@pytest.mark.claim
+@given(st.integers(1, 64))
+def test_rmsnorm_of_zero_vector_is_zero(dim):
+    """A zero input row gives a zero output row, not NaN: eps sits inside the square root."""
+    y = rms_norm(torch.zeros(3, dim), torch.rand(dim) + 0.5)
+    assert torch.equal(y, torch.zeros(3, dim))
+
+
+@pytest.mark.claim
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@given(case=unit_rows)
+def test_rmsnorm_of_half_precision_input_is_float32_result_rounded(dtype, case):
+    """float16 and bfloat16 inputs return exactly the float32 computation rounded to their dtype."""
+    x = _rows(*case).clamp(-6e4, 6e4).to(dtype)
+    w = torch.rand(x.shape[-1]) + 0.5
+    y = rms_norm(x, w)
+    assert y.dtype == dtype
+    assert torch.equal(y, rms_norm(x.float(), w).to(dtype))
+    assert torch.isfinite(y).all(), "squares of |x| > 256 overflow float16 unless upcast"
+
+
+@pytest.mark.claim
+def test_layer_norm_reference_equals_pytorch_and_rms_norm_equals_pytorch():
+    """The hand-written references equal torch.nn.functional.layer_norm and rms_norm."""
+    g = torch.Generator().manual_seed(0)
+    x, w, b = torch.randn(4, 7, 32, generator=g), torch.randn(32, generator=g), torch.randn(32,
+                                                                                          generator=g)
+    torch.testing.assert_close(layer_norm(x, w, b), nn.functional.layer_norm(x, (32,), w, b, 1e-5),
+                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(rms_norm(x, w), nn.functional.rms_norm(x, (32,), w, 1e-5),
+                               atol=1e-5, rtol=1e-5)
