@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import multiprocessing
+import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -237,21 +239,50 @@ class Comparison:
         return save_figure(fig, path)
 
 
+def default_workers() -> int:
+    """Processes for independent runs: MINIMIND_WORKERS, else one per core, at most 2."""
+    return int(os.environ.get("MINIMIND_WORKERS", min(2, os.cpu_count() or 1)))
+
+
+def _train_job(job: tuple[ModelConfig, TrainSettings, int, str, Corpus | None]) -> Run:
+    config, settings, seed, name, corpus = job
+    return train_lm(config, settings, seed=seed, name=name, corpus=corpus)
+
+
+def run_parallel(jobs: list[Any], worker: Callable[[Any], Any], workers: int | None = None) -> list:
+    """worker(job) for every job, in forked processes when workers > 1, results in job order.
+
+    Each job is single-threaded and seeded, so where it runs cannot change its numbers; running
+    two at once only uses both cores.
+    """
+    workers = default_workers() if workers is None else workers
+    if workers <= 1 or len(jobs) <= 1:
+        return [worker(job) for job in jobs]
+    ctx = multiprocessing.get_context("fork")  # children inherit the loaded corpus and modules
+    with ctx.Pool(min(workers, len(jobs)), initializer=torch.set_num_threads,
+                  initargs=(1,)) as pool:
+        return pool.map(worker, jobs, chunksize=1)
+
+
 def compare(
     base: ModelConfig, variants: dict[str, dict[str, Any]], settings: TrainSettings,
     seed: int = 0, variant_settings: dict[str, dict[str, Any]] | None = None,
-    corpus: Corpus | None = None,
+    corpus: Corpus | None = None, workers: int | None = None,
 ) -> Comparison:
     """Train base.replace(**changes) for each variant with the same seed, data and settings.
 
     `variant_settings` changes training settings for named variants (for example warmup), so a
     comparison can vary the recipe instead of the model while everything else stays equal.
+    Variants train in parallel processes (see run_parallel); the numbers do not depend on it.
     """
-    runs = {}
-    for name, changes in variants.items():
-        s = settings.with_(**(variant_settings or {}).get(name, {}))
-        runs[name] = train_lm(base.replace(**changes), s, seed=seed, name=name, corpus=corpus)
-    return Comparison(runs, seed)
+    corpus = corpus or load_corpus()
+    jobs = [
+        (base.replace(**changes), settings.with_(**(variant_settings or {}).get(name, {})),
+         seed, name, corpus)
+        for name, changes in variants.items()
+    ]
+    runs = run_parallel(jobs, _train_job, workers)
+    return Comparison({run.name: run for run in runs}, seed)
 
 
 def pyplot():

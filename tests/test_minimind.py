@@ -203,3 +203,17 @@ def test_diagnosis_names_shape_dtype_nan_and_known_mistakes():
     msg = diagnose(expected * 2, expected, atol=0, rtol=0, mistakes={"doubled": expected * 2})
     assert "known mistake: doubled" in msg
     assert diagnose(expected, expected, atol=0, rtol=0) is None
+
+
+def test_parallel_comparison_gives_the_same_numbers_as_sequential():
+    """Variants trained in two processes match the same variants trained one after another."""
+    from minimind.lab import compare
+
+    corpus = load_corpus()
+    base = preset("tiny", vocab_size=corpus.vocab_size)
+    settings = TrainSettings(steps=4, batch_size=4, seq_len=16, eval_batches=1)
+    variants = {"rms": {}, "layer": dict(norm="layer"), "gelu": dict(ffn="gelu")}
+    one, two = (compare(base, variants, settings, seed=3, workers=w) for w in (1, 2))
+    for name in variants:
+        assert one[name].losses == two[name].losses and one[name].val_loss == two[name].val_loss
+    assert list(two.runs) == list(variants), "results come back in variant order"
