@@ -1,4 +1,4 @@
-"""Causal self-attention with grouped key/value heads, and the naive references it is tested against.
+"""Causal self-attention with grouped key/value heads, and the naive references it is tested on.
 
 The model calls PyTorch's fused `scaled_dot_product_attention` (config.flash_attn) or the naive
 reference below; a test proves the two equal. `tiled_attention` is the online-softmax algorithm
@@ -7,10 +7,12 @@ that FlashAttention is built on, written in plain PyTorch so it can be read.
 from __future__ import annotations
 
 import math
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from minimind.config import ModelConfig
 from minimind.rope import apply_rope
@@ -27,6 +29,8 @@ def softmax(x: Tensor, dim: int = -1) -> Tensor:
 
 def causal_mask(seq_len: int) -> Tensor:
     """(seq_len, seq_len) bool, True where query i may attend to key j, i.e. j <= i."""
+    if seq_len < 1:
+        raise ValueError(f"seq_len must be >= 1, got {seq_len}")
     return torch.ones(seq_len, seq_len, dtype=torch.bool).tril()
 
 
@@ -35,13 +39,41 @@ def offset_causal_mask(q_len: int, k_len: int) -> Tensor:
     return torch.ones(q_len, k_len, dtype=torch.bool).tril(diagonal=k_len - q_len)
 
 
-def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool = True) -> Tensor:
-    """softmax(q k^T / sqrt(d)) v for (batch, heads, seq, head_dim), materialising the scores."""
+def check_qkv(q: Tensor, k: Tensor, v: Tensor) -> None:
+    """Raise ValueError unless q, k, v are (batch, heads, seq, head_dim) and agree."""
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if t.dim() != 4:
+            raise ValueError(f"{name} must be (batch, heads, seq, head_dim), got shape "
+                             f"{tuple(t.shape)}")
+        if not t.is_floating_point():
+            raise ValueError(f"{name} must be a floating-point tensor, got {t.dtype}")
+    if q.shape[:2] != k.shape[:2] or k.shape[:2] != v.shape[:2]:
+        raise ValueError(f"q, k, v must share (batch, heads): {tuple(q.shape)}, "
+                         f"{tuple(k.shape)}, {tuple(v.shape)} (repeat_kv the kv heads first)")
+    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"q and k need the same head_dim and k and v the same seq: "
+                         f"q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
+    if q.shape[-2] > k.shape[-2]:
+        raise ValueError(f"more queries ({q.shape[-2]}) than keys ({k.shape[-2]})")
+
+
+def attention_weights(q: Tensor, k: Tensor, causal: bool = True) -> Tensor:
+    """softmax(q k^T / sqrt(d)) over the keys: (batch, heads, q_seq, k_seq), rows sum to 1.
+
+    With fewer queries than keys (new tokens after a cached prefix) query i sits at position
+    k_seq - q_seq + i, so it sees every cached key and the new keys up to itself.
+    """
     Tq, Tk, D = q.shape[-2], k.shape[-2], q.shape[-1]
     scores = q @ k.transpose(-2, -1) / math.sqrt(D)  # (B, H, Tq, Tk)
     if causal:
         scores = scores.masked_fill(~offset_causal_mask(Tq, Tk).to(q.device), float("-inf"))
-    return softmax(scores, dim=-1) @ v
+    return softmax(scores, dim=-1)
+
+
+def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool = True) -> Tensor:
+    """softmax(q k^T / sqrt(d)) v for (batch, heads, seq, head_dim), materialising the scores."""
+    check_qkv(q, k, v)
+    return attention_weights(q, k, causal) @ v
 
 
 def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
@@ -49,6 +81,10 @@ def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
 
     Query head h reads key/value head h // n_rep, so each kv head is repeated n_rep times in a row.
     """
+    if x.dim() != 4:
+        raise ValueError(f"x must be (batch, seq, kv_heads, head_dim), got shape {tuple(x.shape)}")
+    if n_rep < 1:
+        raise ValueError(f"n_rep must be >= 1, got {n_rep}")
     if n_rep == 1:
         return x
     B, T, KV, D = x.shape
@@ -66,6 +102,7 @@ def tiled_attention(
     """
     if block_size < 1:
         raise ValueError(f"block_size must be >= 1, got {block_size}")
+    check_qkv(q, k, v)
     Tq, Tk, D = q.shape[-2], k.shape[-2], q.shape[-1]
     scale = 1.0 / math.sqrt(D)
     m = torch.full(q.shape[:-1] + (1,), float("-inf"), dtype=q.dtype, device=q.device)
@@ -87,6 +124,53 @@ def tiled_attention(
         numer = numer * correction + p @ vb
         m = m_new
     return numer / denom
+
+
+# --- measuring memory on a CPU -------------------------------------------------------------------
+
+class _LargestOutput(TorchDispatchMode):
+    """Records the bytes of the largest tensor any ATen op returns while active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.largest, self.op = 0, ""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, Tensor) and t.numel() * t.element_size() > self.largest:
+                self.largest, self.op = t.numel() * t.element_size(), str(func)
+        return out
+
+
+def largest_intermediate(fn: Callable[[], Any]) -> tuple[int, str]:
+    """(bytes, op name) of the largest tensor created while running fn(), inputs excluded.
+
+    Exact and deterministic: every ATen op's outputs are inspected as they are produced. A fused
+    kernel (PyTorch's SDPA) counts as one op, so only its outputs are seen, not its scratch space;
+    `peak_allocated` sees that.
+    """
+    with torch.no_grad(), _LargestOutput() as mode:
+        fn()
+    return mode.largest, mode.op
+
+
+def peak_allocated(fn: Callable[[], Any]) -> int:
+    """Peak bytes allocated above the starting point while fn() runs (CPU), via torch.profiler.
+
+    The profiler records every allocation and free of the CPU allocator (fused kernels' scratch
+    buffers included); the running sum of those events, in time order, peaks at the answer.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    live = peak = 0
+    for e in sorted(events, key=lambda e: e.start_ns()):
+        live += e.nbytes()
+        peak = max(peak, live)
+    return peak
 
 
 class Attention(nn.Module):

@@ -36,8 +36,13 @@ def residual_stack(
     x: Tensor, layers: Sequence[Callable[[Tensor], Tensor]], residual: bool = True
 ) -> Tensor:
     """Apply sublayers in order, as x = x + f(x) with the skip connection, or x = f(x) without."""
-    for layer in layers:
-        x = x + layer(x) if residual else layer(x)
+    for i, layer in enumerate(layers):
+        out = layer(x)
+        if residual and out.shape != x.shape:
+            # Broadcasting would silently add a wrong-shaped update to the stream.
+            raise ValueError(f"layer {i} returned shape {tuple(out.shape)}, but the skip "
+                             f"connection adds it to the stream of shape {tuple(x.shape)}")
+        x = x + out if residual else out
     return x
 
 
