@@ -47,7 +47,8 @@ class TrainSettings:
     lr: float = 3e-3
     batch_size: int = 32
     seq_len: int = 64
-    warmup: int = 0  # linear warmup steps, then constant lr
+    warmup: int = 0  # linear warmup steps
+    schedule: str = "constant"  # after warmup: "constant", or "cosine" decay to 10% at the end
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float | None = None  # clip the global grad norm; None records it but never clips
@@ -85,9 +86,15 @@ class Run:
         return max(self.losses) if self.losses else math.inf
 
 
-def lr_at(step: int, lr: float, warmup: int) -> float:
-    """Linear warmup from lr/warmup to lr over `warmup` steps, then constant."""
-    return lr * min(1.0, (step + 1) / warmup) if warmup > 0 else lr
+def lr_at(step: int, settings: TrainSettings) -> float:
+    """Linear warmup from lr/warmup to lr over `warmup` steps, then constant or cosine decay."""
+    lr, warmup = settings.lr, settings.warmup
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    if settings.schedule == "cosine":
+        progress = (step - warmup) / max(settings.steps - warmup, 1)
+        return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+    return lr
 
 
 def fit(
@@ -111,7 +118,7 @@ def fit(
         model.train()
         for step in range(settings.steps):
             for group in opt.param_groups:
-                group["lr"] = lr_at(step, settings.lr, settings.warmup)
+                group["lr"] = lr_at(step, settings)
             x, y = next_batch(step)
             loss = loss_fn(model, x, y)
             if not torch.isfinite(loss):
