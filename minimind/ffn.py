@@ -18,12 +18,32 @@ def silu(x: Tensor) -> Tensor:
 
 
 def swiglu(x: Tensor, w_gate: Tensor, w_up: Tensor, w_down: Tensor) -> Tensor:
-    """down(silu(gate(x)) * up(x)), weights as (out_features, in_features)."""
+    """down(silu(gate(x)) * up(x)), weights as (out_features, in_features).
+
+    x (..., C), w_gate and w_up (H, C), w_down (C_out, H) -> (..., C_out). The gate decides, per
+    hidden unit, how much of the linear `up` feature passes: a learned, input-dependent mask.
+    """
+    C = x.shape[-1]
+    H = w_gate.shape[0]
+    if (w_gate.dim() != 2 or w_up.shape != w_gate.shape or w_gate.shape[1] != C
+            or w_down.dim() != 2 or w_down.shape[1] != H):
+        raise ValueError(
+            f"swiglu wants x (..., C), w_gate and w_up (H, C), w_down (C_out, H); got x "
+            f"{tuple(x.shape)}, w_gate {tuple(w_gate.shape)}, w_up {tuple(w_up.shape)}, "
+            f"w_down {tuple(w_down.shape)}"
+        )
     return (silu(x @ w_gate.T) * (x @ w_up.T)) @ w_down.T
 
 
 def intermediate_size(hidden_size: int, multiple_of: int = 64) -> int:
-    """MiniMind's FFN width: 8/3 of hidden rounded up to a multiple of 64 (1408 for 512)."""
+    """MiniMind's FFN width: 8/3 of hidden rounded up to a multiple of 64 (1408 for 512).
+
+    Three matrices of 8/3 * d columns hold as many weights as the classic MLP's two of 4 * d;
+    the rounding keeps matrix shapes friendly to hardware tiles.
+    """
+    for name, value in (("hidden_size", hidden_size), ("multiple_of", multiple_of)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
     return swiglu_intermediate_size(hidden_size, multiple_of)
 
 

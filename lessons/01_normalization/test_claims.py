@@ -131,49 +131,56 @@ def test_high_lr_training_without_norm_blows_up_while_pre_rmsnorm_trains(seed, r
 
 
 NO_NORM_STEPS = 150
-POST_LN = dict(layers=6, lr=1.5e-2, steps=200, warmup=200)  # warmup spans the whole run
+POST_LN = dict(layers=6, lr=1.5e-2, low_lr=3e-3, steps=200, warmup=200)  # warmup: the whole run
 
 
 @pytest.mark.slow
 @pytest.mark.claim
-def test_post_ln_fails_without_warmup_where_pre_ln_trains_and_warmup_rescues_it(seed, report):
-    """In a 6-layer LayerNorm model at lr 1.5e-2 without warmup, Post-LN stalls at the unigram
-    plateau while Pre-LN trains; with a linear warmup Post-LN trains again."""
+def test_post_ln_stalls_at_a_learning_rate_where_pre_ln_trains(seed, report):
+    """In a 6-layer LayerNorm model at lr 1.5e-2, Post-LN stalls at the unigram plateau while
+    Pre-LN trains, and Post-LN itself trains at lr 3e-3: Post-LN's usable lr range is narrower."""
     cfg = _char_config(POST_LN["layers"], norm="layer")
     settings = TrainSettings(steps=POST_LN["steps"], lr=POST_LN["lr"], batch_size=16)
+    post = dict(norm_position="post")
     runs = compare(
         cfg,
-        {"Pre-LN": {}, "Post-LN": dict(norm_position="post"),
-         "Post-LN + warmup": dict(norm_position="post")},
-        settings, seed=seed, variant_settings={"Post-LN + warmup": dict(warmup=POST_LN["warmup"])},
+        {"Pre-LN": {}, "Post-LN": post, "Post-LN, lr 3e-3": post, "Post-LN + warmup": post},
+        settings, seed=seed,
+        variant_settings={"Post-LN, lr 3e-3": dict(lr=POST_LN["low_lr"]),
+                          "Post-LN + warmup": dict(warmup=POST_LN["warmup"])},
     )
-    report.table(runs.table(f"6 layers, LayerNorm, lr {POST_LN['lr']}, {settings.steps} steps, "
-                            f"warmup {POST_LN['warmup']} for the last row"))
+    table = runs.table(f"6 layers, LayerNorm, lr {POST_LN['lr']} unless named, "
+                       f"{settings.steps} steps")
+    table.note = (f"'+ warmup': linear warmup over all {POST_LN['warmup']} steps; shown, not "
+                  "asserted: it rescued Post-LN on 2 of seeds 0..4")
+    report.table(table)
     report.figure("01-post-ln-vs-pre-ln", lambda p: runs.plot(p, "Post-LN vs Pre-LN"))
-    pre, post, warm = runs["Pre-LN"], runs["Post-LN"], runs["Post-LN + warmup"]
-    assert post.final_loss > UNIGRAM_PLATEAU - 0.1, "Post-LN without warmup left the plateau"
-    assert pre.final_loss < post.final_loss - 0.4
-    assert warm.final_loss < post.final_loss - 0.4
+    stalled = runs["Post-LN"].final_loss
+    assert stalled > UNIGRAM_PLATEAU - 0.1, f"Post-LN left the plateau: {stalled:.3f}"
+    assert runs["Pre-LN"].final_loss < stalled - 0.4
+    assert runs["Post-LN, lr 3e-3"].final_loss < stalled - 0.6
 
 
 @pytest.mark.slow
 @pytest.mark.claim
 def test_rmsnorm_matches_layernorm_loss_with_half_the_norm_parameters(seed, report):
-    """RMSNorm reaches LayerNorm's validation loss within 3% while each norm has half the
+    """RMSNorm reaches LayerNorm's validation loss within 2% while each norm has half the
     parameters (a weight, no bias)."""
     settings = TrainSettings(steps=200, lr=3e-3, batch_size=16)
-    runs = compare(_char_config(2), {"RMSNorm": {}, "LayerNorm": dict(norm="layer")},
-                   settings, seed=seed)
+    # An untied head: with tied embeddings, *when* a tiny model leaves the unigram plateau
+    # varies by seed (up to 8% of the loss at 200 steps), which would swamp the norms' effect.
+    base = _char_config(2, tie_word_embeddings=False)
+    runs = compare(base, {"RMSNorm": {}, "LayerNorm": dict(norm="layer")}, settings, seed=seed)
     rms_params = sum(p.numel() for p in RMSNorm(64).parameters())
     ln_params = sum(p.numel() for p in LayerNorm(64).parameters())
     rms, ln = runs["RMSNorm"].val_loss, runs["LayerNorm"].val_loss
-    table = runs.table("2 layers, lr 3e-3, 200 steps")
+    table = runs.table("2 layers, untied head, lr 3e-3, 200 steps")
     table.note = (f"params per norm: RMSNorm {rms_params}, LayerNorm {ln_params}; "
                   f"val loss gap {100 * (rms - ln) / ln:+.2f}%")
     report.table(table)
     assert rms_params * 2 == ln_params
-    assert abs(rms - ln) / ln < 0.03
-    assert max(rms, ln) < UNIGRAM_PLATEAU - 0.3, "both must actually learn"
+    assert abs(rms - ln) / ln < 0.02
+    assert max(rms, ln) < UNIGRAM_PLATEAU - 0.5, "both must actually learn"
 
 
 unit_rows = st.tuples(

@@ -1,0 +1,353 @@
+"""Claims of lesson 04, each a controlled experiment: what the FFN stores, why it expands, why
+SwiGLU, and how a mixture of experts routes tokens.
+
+Run `pytest --solutions lessons/04_feedforward -m claim` for the numbers, `--seed N` for another
+seed, `--plots DIR` for the figures.
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from minimind import lab
+from minimind.config import ModelConfig, preset
+from minimind.data import load_corpus
+from minimind.ffn import FeedForward, MOEFeedForward, dense_moe_reference, intermediate_size
+from minimind.model import MiniMindForCausalLM, count_parameters
+
+# --- claim 1: the FFN is a key-value memory -----------------------------------------------------
+
+KEY_DIM, N_VALUES = 32, 64  # frozen random keys in R^32, 64 value classes
+MEMORY_WIDTHS = (8, 16, 32)
+STORED = 0.99  # "stored" means recalled with at least this accuracy
+
+
+def recall_accuracy(
+    n_pairs: int, width: int, seed: int, steps: int = 400, lr: float = 2e-2
+) -> float:
+    """Train only a SwiGLU FFN of `width` hidden units to map n random keys to random values.
+
+    Keys are frozen random embeddings, values are read out through a frozen random unembedding,
+    so the FFN's weights are the only place the pairs can be written. Full-batch Adam, cosine lr.
+    """
+    g = torch.Generator().manual_seed(seed)
+    keys = torch.randn(n_pairs, KEY_DIM, generator=g)  # (N, d)
+    values = torch.randint(N_VALUES, (n_pairs,), generator=g)  # (N,)
+    unembed = torch.randn(N_VALUES, KEY_DIM, generator=g) / math.sqrt(KEY_DIM)  # (V, d)
+    config = ModelConfig(hidden_size=KEY_DIM, num_attention_heads=4, intermediate_size=width)
+    with lab.threads(1):
+        torch.manual_seed(seed)
+        ffn = FeedForward(config)
+        opt = torch.optim.Adam(ffn.parameters(), lr=lr)
+        for step in range(steps):
+            for group in opt.param_groups:
+                group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
+            loss = F.cross_entropy(ffn(keys) @ unembed.T, values)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            return (ffn(keys) @ unembed.T).argmax(-1).eq(values).float().mean().item()
+
+
+def memory_capacity(width: int, seed: int) -> tuple[int, dict[int, float]]:
+    """Largest N = r * width (r = 16, 18, ..., 48) whose pairs are recalled with >= 99% accuracy.
+
+    Recall falls as N grows, so bisection finds where it crosses 99%. Returns the capacity (0 if
+    even the smallest N fails) and every (N, accuracy) measured on the way.
+    """
+    grid = [r * width for r in range(16, 49, 2)]
+    tried: dict[int, float] = {}
+
+    def stored(i: int) -> bool:
+        tried[grid[i]] = recall_accuracy(grid[i], width, seed)
+        return tried[grid[i]] >= STORED
+
+    lo, hi = -1, len(grid)  # invariant: grid[lo] stored (or lo = -1), grid[hi] not (or past end)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if stored(mid) else (lo, mid)
+    return (grid[lo] if lo >= 0 else 0), tried
+
+
+@pytest.mark.claim
+@pytest.mark.slow
+def test_ffn_memorises_key_value_pairs_in_proportion_to_its_width(seed, report):
+    """An FFN alone stores random key->value pairs; doubling its width about doubles how many."""
+    results = {w: memory_capacity(w, seed) for w in MEMORY_WIDTHS}
+    caps = {w: results[w][0] for w in MEMORY_WIDTHS}
+    slope = sum(w * c for w, c in caps.items()) / sum(w * w for w in caps)  # fit c = slope * w
+    rows = [[w, 3 * KEY_DIM * w, caps[w], caps[w] / w, slope * w] for w in MEMORY_WIDTHS]
+    report.table(lab.Table(
+        f"pairs stored at >= {STORED:.0%} recall by a SwiGLU FFN alone (seed {seed})",
+        ["hidden width", "FFN params", "pairs stored", "pairs / unit", "line through 0"], rows,
+        note=f"keys in R^{KEY_DIM} and {N_VALUES} value classes, both frozen and random; "
+             f"only the FFN trains (400 full-batch Adam steps)"))
+
+    def draw(path):
+        plt = lab.pyplot()
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+        for w, (_, tried) in results.items():
+            ns = sorted(tried)
+            ax1.plot(ns, [tried[n] for n in ns], "o-", label=f"width {w}")
+        ax1.axhline(STORED, color="gray", ls=":")
+        ax1.set_xlabel("pairs to store N")
+        ax1.set_ylabel("recall accuracy")
+        ax1.set_title("recall vs number of pairs")
+        ax1.legend()
+        ws = list(caps)
+        ax2.plot(ws, [caps[w] for w in ws], "o", label="measured capacity")
+        ax2.plot([0, ws[-1]], [0, slope * ws[-1]], "--", label=f"{slope:.0f} pairs per unit")
+        ax2.set_xlabel("FFN hidden width")
+        ax2.set_ylabel(f"pairs stored at >= {STORED:.0%}")
+        ax2.set_title(f"capacity grows with width (seed {seed})")
+        ax2.legend()
+        lab.save_figure(fig, path)
+
+    report.figure("ffn_memory_capacity", draw)
+    widths = list(MEMORY_WIDTHS)
+    assert all(0 < caps[w] < 48 * w for w in widths), f"capacity off the searched grid: {caps}"
+    for small, big in zip(widths, widths[1:]):
+        ratio = caps[big] / caps[small]
+        assert 1.5 <= ratio <= 3.0, (
+            f"doubling width {small}->{big} multiplied capacity by {ratio:.2f}, not about 2")
+
+
+
+# --- claims 2-4: the FFN inside the model, on Shakespeare ---------------------------------------
+
+# char-small (hidden 64, 2 layers, 4 heads). Every variant trains on the same batches from the same
+# seed; only the FFN changes. 250 steps of 16 x 64 characters: about 8 CPU-seconds a run.
+SHAKESPEARE = lab.TrainSettings(steps=250, lr=1e-2, batch_size=16, seq_len=64)
+VARIANTS = {  # name -> config changes; parameter counts are in each test's table
+    "SwiGLU, width 170 (8/3 x 64)": dict(ffn="swiglu", intermediate_size=170),
+    "SwiGLU, width 16 (64 / 4)": dict(ffn="swiglu", intermediate_size=16),
+    "GELU, width 256 (4 x 64)": dict(ffn="gelu", intermediate_size=256),
+    "ReLU, width 256 (4 x 64)": dict(ffn="relu", intermediate_size=256),
+    # No FFN, and the width raised from 64 to 112 so the model keeps (slightly more) parameters.
+    "no FFN, hidden 112": dict(ffn="none", hidden_size=112),
+}
+SWIGLU, NARROW, GELU, RELU, NO_FFN = VARIANTS
+
+
+def shakespeare_config(name: str) -> ModelConfig:
+    corpus = load_corpus()
+    return preset("char-small", vocab_size=corpus.vocab_size).replace(**VARIANTS[name])
+
+
+@functools.lru_cache(maxsize=None)
+def shakespeare_run(name: str, seed: int) -> lab.Run:
+    """One training run per (variant, seed), shared by the claims that compare it."""
+    run = lab.train_lm(shakespeare_config(name), SHAKESPEARE, seed=seed, name=name)
+    run.model = None  # keep only the numbers
+    return run
+
+
+def shakespeare_table(names: list[str], seed: int, title: str, note: str = "") -> lab.Table:
+    rows = [[n, count_parameters(shakespeare_config(n)), shakespeare_run(n, seed).final_loss,
+             shakespeare_run(n, seed).val_loss] for n in names]
+    return lab.Table(f"{title} (seed {seed}, {SHAKESPEARE.steps} steps)",
+                     ["variant", "params", "final train loss", "val loss"], rows, note=note)
+
+
+def draw_curves(names: list[str], seed: int, title: str):
+    def draw(path):
+        runs = lab.Comparison({n: shakespeare_run(n, seed) for n in names}, seed)
+        runs.plot(path, title=title)
+    return draw
+
+
+@pytest.mark.claim
+def test_swiglu_at_8_thirds_width_has_the_parameters_of_a_4x_gelu_mlp(seed):
+    """Three matrices of width 8/3 d hold exactly as many weights as two of width 4d; MiniMind's
+    rounding up to a multiple of 64 adds at most 64 * 3 * d (1408 for d = 512: +3.1%)."""
+    for d in (48, 96, 192, 384):  # d divisible by 3: 8/3 d is a whole number
+        h = 8 * d // 3
+        swiglu_cfg = ModelConfig(hidden_size=d, num_attention_heads=4, ffn="swiglu",
+                                 intermediate_size=h)
+        gelu_cfg = ModelConfig(hidden_size=d, num_attention_heads=4, ffn="gelu")
+        assert gelu_cfg.intermediate_size == 4 * d
+        n_swiglu = sum(p.numel() for p in FeedForward(swiglu_cfg).parameters())
+        n_gelu = sum(p.numel() for p in FeedForward(gelu_cfg).parameters())
+        assert n_swiglu == n_gelu == 8 * d * d, (d, n_swiglu, n_gelu)
+    for d in (512, 640, 768):
+        n_minimind = 3 * d * intermediate_size(d)
+        assert 8 * d * d <= n_minimind <= 8 * d * d + 3 * 64 * d
+    assert 3 * 512 * intermediate_size(512) == 2_162_688  # vs 2 * 512 * 2048 = 2_097_152
+
+
+@pytest.mark.claim
+@pytest.mark.slow
+def test_removing_the_ffn_costs_loss_even_with_parameters_matched_by_width(seed, report):
+    """The same model with its FFNs removed and its width raised to keep the parameter count
+    reaches a worse validation loss after the same 250 steps (by more than 0.03 nats)."""
+    names = [SWIGLU, NO_FFN]
+    report.table(shakespeare_table(names, seed, "FFN vs attention only"))
+    report.figure("ffn_vs_no_ffn", draw_curves(names, seed, "FFN vs attention only"))
+    with_ffn, without = shakespeare_run(SWIGLU, seed), shakespeare_run(NO_FFN, seed)
+    assert count_parameters(shakespeare_config(NO_FFN)) >= count_parameters(
+        shakespeare_config(SWIGLU)), "the attention-only model must not have fewer parameters"
+    assert without.val_loss > with_ffn.val_loss + 0.03, (
+        f"no-FFN val loss {without.val_loss:.3f} vs with FFN {with_ffn.val_loss:.3f}")
+
+
+@pytest.mark.claim
+@pytest.mark.slow
+def test_narrow_ffn_is_not_the_bottleneck_in_a_short_shakespeare_run(seed, report):
+    """Shrinking the FFN to a quarter of the model width (16) does not cost 0.05 nats of loss
+    after 250 steps: this short run is not capacity-limited, so expansion cannot show."""
+    names = [SWIGLU, NARROW]
+    report.table(shakespeare_table(
+        names, seed, "FFN width at a fixed step budget",
+        note="capacity, not speed, is what width buys: see the memory-capacity claim"))
+    gap = shakespeare_run(NARROW, seed).val_loss - shakespeare_run(SWIGLU, seed).val_loss
+    assert gap < 0.05, f"width 16 is {gap:.3f} nats worse than width 170"
+
+
+@pytest.mark.claim
+@pytest.mark.slow
+def test_swiglu_gelu_and_relu_are_within_a_tenth_of_a_nat_at_equal_parameters(seed, report):
+    """At equal parameters (width 170 with three matrices vs 256 with two) SwiGLU's validation
+    loss after 250 steps is within 0.1 nats of GELU's and of ReLU's: no ordering is resolved."""
+    names = [SWIGLU, GELU, RELU]
+    report.table(shakespeare_table(
+        names, seed, "SwiGLU vs GELU vs ReLU at equal parameters",
+        note="the sign of SwiGLU - GELU and SwiGLU - ReLU changes from seed to seed"))
+    report.figure("swiglu_gelu_relu", draw_curves(names, seed, "SwiGLU vs GELU vs ReLU"))
+    swiglu_val = shakespeare_run(SWIGLU, seed).val_loss
+    for other in (GELU, RELU):
+        gap = swiglu_val - shakespeare_run(other, seed).val_loss
+        assert abs(gap) < 0.1, f"SwiGLU - {other}: {gap:+.3f} nats"
+
+# --- mixture of experts: top-k routing and the load-balancing loss -----------------------------
+
+def _moe_config(**changes) -> ModelConfig:
+    base = dict(hidden_size=16, num_attention_heads=4, intermediate_size=24, use_moe=True,
+                n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1)
+    return ModelConfig(**{**base, **changes})
+
+
+@pytest.mark.claim
+@pytest.mark.parametrize("k, shared, renorm", [(1, 0, True), (2, 1, True), (2, 0, False),
+                                               (4, 1, True)])
+def test_topk_moe_equals_dense_reference_that_runs_every_expert_and_masks(seed, k, shared, renorm):
+    """Routing each token to its top-k experts gives the same output (and gradients) as running
+    every expert on every token and zeroing the weights of the experts not chosen."""
+    config = _moe_config(num_experts_per_tok=k, n_shared_experts=shared, norm_topk_prob=renorm)
+    torch.manual_seed(seed)
+    moe = MOEFeedForward(config)
+    x = torch.randn(3, 10, 16, generator=torch.Generator().manual_seed(seed), requires_grad=True)
+    routed = moe(x)
+    dense = dense_moe_reference(moe, x)
+    torch.testing.assert_close(routed, dense, atol=1e-6, rtol=1e-5)
+    g_routed = torch.autograd.grad(routed.square().sum(), [x, moe.gate.weight])
+    g_dense = torch.autograd.grad(dense.square().sum(), [x, moe.gate.weight])
+    for a, b in zip(g_routed, g_dense):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    idx = moe.last_topk_idx
+    assert idx.shape == (30, k) and int(idx.unique(dim=1).shape[1]) == k  # k distinct experts
+
+
+@pytest.mark.claim
+def test_renormalised_topk_router_weights_sum_to_one(seed):
+    """With norm_topk_prob the k chosen experts' weights sum to 1; without, to less than 1."""
+    x = torch.randn(64, 16, generator=torch.Generator().manual_seed(seed))
+    sums = {}
+    for renorm in (True, False):
+        torch.manual_seed(seed)
+        gate = MOEFeedForward(_moe_config(norm_topk_prob=renorm)).gate
+        _, weight, _, probs = gate(x)
+        sums[renorm] = weight.sum(-1)
+        torch.testing.assert_close(probs.sum(-1), torch.ones(64))
+    torch.testing.assert_close(sums[True], torch.ones(64))
+    assert bool((sums[False] < 1 - 1e-3).all()), "top-2 of 4 softmax weights cannot sum to 1"
+
+
+@pytest.mark.claim
+def test_model_adds_the_moe_aux_loss_to_its_training_loss(seed):
+    """In training mode MiniMindForCausalLM's .loss is cross entropy plus every layer's aux loss;
+    in eval mode (and with aux_loss_alpha=0) the aux loss is zero."""
+    config = preset("tiny", use_moe=True, aux_loss_alpha=0.1)
+    torch.manual_seed(seed)
+    model = MiniMindForCausalLM(config).train()
+    ids = torch.randint(config.vocab_size, (2, 12), generator=torch.Generator().manual_seed(seed))
+    out = model(ids, ids)
+    ce = F.cross_entropy(out.logits.reshape(-1, config.vocab_size), ids.reshape(-1))
+    per_layer = [layer.mlp.aux_loss for layer in model.model.layers]
+    assert all(a > 0 for a in per_layer)
+    torch.testing.assert_close(out.aux_loss, sum(per_layer))
+    torch.testing.assert_close(out.loss, ce + out.aux_loss)
+    assert model.eval()(ids, ids).aux_loss.item() == 0.0
+
+
+MOE_SETTINGS = lab.TrainSettings(steps=200, lr=1e-2, batch_size=16, seq_len=32)
+
+
+def expert_load(model: MiniMindForCausalLM, n_experts: int, seed: int) -> torch.Tensor:
+    """Fraction of routing slots each expert receives on held-out text (per layer, (L, E))."""
+    corpus = load_corpus()
+    x, _ = corpus.batch("val", 16, 64, torch.Generator().manual_seed(20_000 + seed))
+    with torch.no_grad():
+        model.eval()(x)
+    loads = []
+    for layer in model.model.layers:
+        idx = layer.mlp.last_topk_idx  # (N, k)
+        loads.append(torch.bincount(idx.flatten(), minlength=n_experts).float() / idx.numel())
+    return torch.stack(loads)
+
+
+def effective_experts(load: torch.Tensor) -> float:
+    """exp(entropy) of the load: E when every expert gets an equal share, 1 when one gets all."""
+    p = load[load > 0]
+    return math.exp(-(p * p.log()).sum().item())
+
+
+@pytest.mark.claim
+def test_without_aux_loss_router_collapses_and_with_it_load_spreads(seed, report):
+    """Trained without the load-balancing loss the router sends most tokens to one expert; the
+    same model and data with the aux loss spread tokens almost evenly across the experts."""
+    corpus = load_corpus()
+    E = 4
+    base = preset("char-small", vocab_size=corpus.vocab_size, num_hidden_layers=1,
+                  intermediate_size=64, use_moe=True, n_routed_experts=E,
+                  num_experts_per_tok=1, n_shared_experts=0)
+    alphas = {"no aux loss": 0.0, "aux loss 0.1": 0.1}
+    runs, loads = {}, {}
+    for name, alpha in alphas.items():
+        runs[name] = lab.train_lm(base.replace(aux_loss_alpha=alpha), MOE_SETTINGS, seed=seed,
+                                  name=name, corpus=corpus)
+        loads[name] = expert_load(runs[name].model, E, seed)[0]
+    rows = [[name, *[f"{v:.2f}" for v in loads[name].tolist()], loads[name].max().item(),
+             effective_experts(loads[name]), runs[name].val_loss] for name in alphas]
+    report.table(lab.Table(
+        f"share of tokens per expert, top-1 of {E} experts (seed {seed})",
+        ["router", *[f"expert {i}" for i in range(E)], "busiest", "effective experts",
+         "val loss"], rows,
+        note=f"char-small, 1 layer, {MOE_SETTINGS.steps} steps; even load is 0.25 each, "
+             f"{E} effective experts"))
+
+    def draw(path):
+        plt = lab.pyplot()
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        width = 0.38
+        for j, name in enumerate(alphas):
+            ax.bar([i + (j - 0.5) * width for i in range(E)], loads[name].tolist(), width,
+                   label=name)
+        ax.axhline(1 / E, color="gray", ls=":", label="even load")
+        ax.set_xticks(range(E), [f"expert {i}" for i in range(E)])
+        ax.set_ylabel("share of tokens")
+        ax.set_title(f"router load after {MOE_SETTINGS.steps} steps (seed {seed})")
+        ax.legend()
+        lab.save_figure(fig, path)
+
+    report.figure("moe_expert_load", draw)
+    off, on = loads["no aux loss"], loads["aux loss 0.1"]
+    assert off.max() >= 0.5, f"without aux loss no expert took half the tokens: {off.tolist()}"
+    assert on.max() <= 0.4, f"with aux loss one expert still took {on.max():.2f}: {on.tolist()}"
+    assert effective_experts(on) >= effective_experts(off) + 0.75
+    assert runs["aux loss 0.1"].val_loss <= runs["no aux loss"].val_loss + 0.1, (
+        "balancing cost more than 0.1 nats of validation loss")
