@@ -67,6 +67,7 @@ def _state(config: pytest.Config) -> CourseState:
 
 
 _STATE = pytest.StashKey[CourseState]()
+_CONFIG: list[pytest.Config | None] = [None]  # some hooks are not handed the config
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -146,6 +147,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = kept
 
 
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """Tests left out by -m / -k / a mutant run are not part of this run's outcomes."""
+    if _CONFIG[0] is None:
+        return
+    outcomes = _state(_CONFIG[0]).outcomes
+    for item in items:
+        outcomes.pop(item.nodeid, None)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
     try:
@@ -164,9 +174,6 @@ def _skip_reason(report: pytest.TestReport) -> str:
     if isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
         return str(report.longrepr[2]).removeprefix("Skipped: ")
     return ""
-
-
-_CONFIG: list[pytest.Config | None] = [None]  # logreport hooks are not handed the config
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
