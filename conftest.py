@@ -73,7 +73,7 @@ _CONFIG: list[pytest.Config | None] = [None]  # some hooks are not handed the co
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     _CONFIG[0] = config
-    # Benchmarks run once, as plain tests, unless asked for (--benchmark-only / --benchmark-enable).
+    # Benchmarks run once, as plain tests, unless asked for (--benchmark-only or -enable).
     if not (config.getoption("benchmark_only", False)
             or config.getoption("benchmark_enable", False)):
         config.option.benchmark_disable = True
@@ -130,7 +130,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for name in names:
             if lesson is not None and name not in {s.name for s in lesson.exercises}:
                 raise pytest.UsageError(
-                    f"{item.nodeid}: exercise({name!r}) is not a function in {lesson.exercises_file}"
+                    f"{item.nodeid}: exercise({name!r}) is not a function in "
+                    f"{lesson.exercises_file}"
                 )
         mutant = getattr(getattr(item, "callspec", None), "params", {}).get("mutant")
         if state.mutants and mutant is None:

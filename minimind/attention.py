@@ -216,6 +216,6 @@ class Attention(nn.Module):
                 is_causal=causal and mask is None and T > 1,
             )
         else:
-            y = self.attn_dropout(scaled_dot_product_attention(q, k, v, causal=causal))
+            y = self.attn_dropout(attention_weights(q, k, causal)) @ v  # dropout on the weights
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, H * D)
         return self.resid_dropout(self.o_proj(y)), present

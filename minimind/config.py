@@ -34,7 +34,7 @@ def swiglu_intermediate_size(hidden_size: int, multiple_of: int = 64) -> int:
 
 @dataclass
 class ModelConfig:
-    """Everything that defines a MiniMind-style decoder. Derived fields are set in __post_init__."""
+    """Everything that defines a MiniMind-style decoder; __post_init__ sets the derived fields."""
 
     # --- sizes -------------------------------------------------------------------------------
     vocab_size: int = 6400  # tokens in the vocabulary (MiniMind's BPE has 6400)

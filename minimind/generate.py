@@ -10,7 +10,7 @@ from minimind.model import MiniMindForCausalLM
 def logits_to_probs(logits: Tensor, temperature: float = 1.0, top_k: int | None = None) -> Tensor:
     """Temperature-scaled softmax over the last dim, keeping only the top_k logits."""
     if temperature <= 0:
-        raise ValueError(f"temperature must be > 0 (use greedy=True for argmax), got {temperature}")
+        raise ValueError(f"temperature must be > 0 (greedy=True for argmax), got {temperature}")
     logits = logits / temperature
     if top_k is not None:
         kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]
@@ -37,8 +37,8 @@ def generate(
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Append max_new_tokens tokens to input_ids (B, T).
 
-    With the cache, the prompt is run once and every later step feeds only the newest token; without
-    it, every step recomputes the whole prefix. Both give the same tokens.
+    With the cache, the prompt is run once and every later step feeds only the newest token;
+    without it, every step recomputes the whole prefix. Both give the same tokens.
     """
     model.eval()
     ids, past, step_logits = input_ids, None, []

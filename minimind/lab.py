@@ -105,7 +105,7 @@ def fit(
     name: str = "run",
     evaluate: Callable[[nn.Module], float] | None = None,
 ) -> Run:
-    """AdamW on `loss_fn(model, x, y)` for settings.steps steps; stops at the first non-finite loss."""
+    """AdamW on `loss_fn(model, x, y)` for settings.steps steps; stops at a non-finite loss."""
     opt = torch.optim.AdamW(
         model.parameters(), lr=settings.lr, betas=settings.betas,
         weight_decay=settings.weight_decay,
@@ -256,7 +256,9 @@ def _train_job(job: tuple[ModelConfig, TrainSettings, int, str, Corpus | None]) 
     return train_lm(config, settings, seed=seed, name=name, corpus=corpus)
 
 
-def run_parallel(jobs: list[Any], worker: Callable[[Any], Any], workers: int | None = None) -> list:
+def run_parallel(
+    jobs: list[Any], worker: Callable[[Any], Any], workers: int | None = None
+) -> list[Any]:
     """worker(job) for every job, in forked processes when workers > 1, results in job order.
 
     Each job is single-threaded and seeded, so where it runs cannot change its numbers; running

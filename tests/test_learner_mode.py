@@ -6,7 +6,7 @@ from tests.course_run import run_course
 
 
 def test_untouched_stubs_are_all_reported_not_started():
-    """On the stubs as shipped, every exercise test is 'not started': none passes, fails or errors."""
+    """On the stubs as shipped every exercise test is 'not started': none passes, fails, errors."""
     outcomes, output = run_course("lessons", "-m", "exercise")
     assert outcomes, "no exercise tests were collected"
     wrong = [(o["nodeid"], o["outcome"]) for o in outcomes if o["outcome"] != "not started"]

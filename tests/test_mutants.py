@@ -1,4 +1,4 @@
-"""Every exercise test has teeth: each plausible wrong version kept under tests/mutants is caught."""
+"""Exercise tests have teeth: every plausible wrong version under tests/mutants is caught."""
 from collections import defaultdict
 
 import pytest
@@ -25,7 +25,8 @@ def test_every_mutant_is_caught_by_a_failing_exercise_test(lesson):
     for o in outcomes:
         by_mutant[o["mutant"]].append(o)
     assert by_mutant, f"no test ran against a mutant:\n{output[-2000:]}"
-    escaped = [m for m, runs in by_mutant.items() if not any(o["outcome"] == "failed" for o in runs)]
+    escaped = [m for m, runs in by_mutant.items()
+               if not any(o["outcome"] == "failed" for o in runs)]
     assert not escaped, f"wrong versions that every test accepts: {escaped}"
     errored = [(o["nodeid"]) for o in outcomes if o["outcome"] == "error"]
     assert not errored, f"tests that errored instead of failing: {errored}"

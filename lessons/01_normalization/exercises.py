@@ -5,7 +5,7 @@ what each function must do and why; `pytest --solutions` shows the reference pas
 """
 from typing import Callable
 
-import torch
+import torch  # noqa: F401  (you will need it)
 from torch import Tensor, nn
 
 REFERENCE = "minimind.norm"  # where the answers live; peek only when stuck

@@ -229,7 +229,7 @@ def test_rmsnorm_of_zero_vector_is_zero(dim):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @given(case=unit_rows)
 def test_rmsnorm_of_half_precision_input_is_float32_result_rounded(dtype, case):
-    """float16 and bfloat16 inputs return exactly the float32 computation rounded to their dtype."""
+    """float16 and bfloat16 inputs return exactly the float32 result rounded to their dtype."""
     x = _rows(*case).clamp(-6e4, 6e4).to(dtype)
     w = torch.rand(x.shape[-1]) + 0.5
     y = rms_norm(x, w)

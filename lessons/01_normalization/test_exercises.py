@@ -23,7 +23,8 @@ def _rms_mistakes(x, w, eps=1e-5) -> dict[str, torch.Tensor]:
     return {
         "eps added outside the sqrt": x / (ms.sqrt() + eps) * w,
         "divided by the mean instead of the root mean square": x / (x.mean(-1, keepdim=True)) * w,
-        "normalised over the wrong axis": x * torch.rsqrt(x.pow(2).mean(0, keepdim=True) + eps) * w,
+        "normalised over the wrong axis": (
+            x * torch.rsqrt(x.pow(2).mean(0, keepdim=True) + eps) * w),
         "weight forgotten": x * torch.rsqrt(ms + eps),
         "mean subtracted (that is LayerNorm)": layer_norm(x, w, torch.zeros_like(w), eps),
     }

@@ -4,7 +4,7 @@ Check your work with `pytest -m exercise lessons/03_attention` (seconds). The RE
 what each function must do and why; `pytest --solutions` shows the reference passing. Once your
 attention works, `pytest lessons/03_attention --benchmark-only` times it against PyTorch's.
 """
-import torch
+import torch  # noqa: F401  (you will need it)
 from torch import Tensor
 
 REFERENCE = "minimind.attention"  # where the answers live; peek only when stuck

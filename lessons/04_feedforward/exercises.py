@@ -3,7 +3,7 @@
 Check your work with `pytest -m exercise lessons/04_feedforward` (seconds). The README explains
 what each function must do and why; `pytest --solutions` shows the reference passing.
 """
-import torch
+import torch  # noqa: F401  (you will need it)
 from torch import Tensor
 
 REFERENCE = "minimind.ffn"  # where the answers live; peek only when stuck

@@ -3,10 +3,10 @@
 Check your work with `pytest -m exercise lessons/05_residual` (seconds). The README explains
 what each function must do and why; `pytest --solutions` shows the reference passing.
 """
-import math
+import math  # noqa: F401  (you may need it)
 from typing import Callable, Sequence
 
-import torch
+import torch  # noqa: F401  (you will need it)
 from torch import Tensor
 
 REFERENCE = "minimind.model"  # where the answers live; peek only when stuck

@@ -103,7 +103,10 @@ def test_residual_stack_gradient_passes_through_the_skip_path_untouched(impl):
 def test_residual_stack_rejects_a_layer_that_changes_the_shape(impl):
     """A layer whose output cannot be added to the stream raises ValueError naming the shapes."""
     x, layers = _stack(5)
-    squash = lambda h: h.mean(-1, keepdim=True)  # (2, 5, 1): would broadcast silently
+
+    def squash(h):
+        return h.mean(-1, keepdim=True)  # (2, 5, 1): would broadcast silently
+
     with pytest.raises(ValueError, match=r"\(2, 5, 1\)"):
         impl.residual_stack(x, [layers[0], squash], residual=True)
 

@@ -4,7 +4,7 @@ Replace each `raise NotImplementedError` with your code. Check your work with
 `pytest -m exercise lessons/06_transformer_block` (seconds); claim 1 then runs a whole model
 through your block. The README explains what each function must do and why.
 """
-import torch
+import torch  # noqa: F401  (you will need it)
 from torch import Tensor
 
 from minimind.config import ModelConfig
