@@ -304,6 +304,29 @@ def pyplot():
     return plt
 
 
+def line_plot(
+    path: str | Path, series: dict[str, tuple[Sequence[float], Sequence[float]]], *,
+    xlabel: str, ylabel: str, title: str, logx: bool = False, logy: bool = False,
+    hline: tuple[float, str] | None = None,
+) -> Path:
+    """One PNG of labelled (xs, ys) curves; logx uses base 2 (depths, dims, lengths double)."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, (xs, ys) in series.items():
+        ax.plot(list(xs), list(ys), "o-", label=label)
+    if hline is not None:
+        ax.axhline(hline[0], ls=":", c="gray", label=hline[1])
+    if logx:
+        ax.set_xscale("log", base=2)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
 def save_figure(fig: Any, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from torch import nn
 
 from minimind.config import ModelConfig
 from minimind.data import load_corpus
-from minimind.lab import Table, TrainSettings, compare, pyplot, save_figure, threads
+from minimind.lab import Table, TrainSettings, compare, line_plot, threads
 from minimind.norm import LayerNorm, RMSNorm, layer_norm, rms_norm
 
 WIDTH, DEPTH = 256, 32
@@ -63,14 +63,9 @@ def test_activation_scale_drifts_geometrically_without_norm_and_stays_banded_wit
          "factor per layer", "max/min"], rows))
 
     def draw(path):
-        plt = pyplot()
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for name, stds in curves.items():
-            ax.semilogy(range(1, DEPTH + 1), stds, label=name)
-        ax.set_xlabel("layer")
-        ax.set_ylabel("activation std")
-        ax.legend(fontsize=8)
-        save_figure(fig, path)
+        series = {name: (range(1, DEPTH + 1), stds) for name, stds in curves.items()}
+        line_plot(path, series, xlabel="layer", ylabel="activation std", logy=True,
+                  title=f"activation std per layer (seed {seed})")
 
     report.figure("01-activation-scale", draw)
     shrink, grow = rows[0], rows[2]

@@ -159,17 +159,12 @@ def test_unscaled_scores_grow_with_d_and_collapse_softmax_while_scaled_stay_flat
         note=f"uniform = log({n_keys}) = {math.log(n_keys):.3f}; one-hot = 0"))
 
     def draw(path):
-        plt = lab.pyplot()
-        fig, ax = plt.subplots(figsize=(6, 4))
-        ax.plot(dims, [r[2] for r in rows], "o-", label="softmax(q.k)")
-        ax.plot(dims, [r[3] for r in rows], "o-", label="softmax(q.k / sqrt(d))")
-        ax.axhline(math.log(n_keys), ls=":", c="gray", label=f"uniform, log {n_keys}")
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("head dim d")
-        ax.set_ylabel("attention entropy (nats)")
-        ax.set_title(f"Scaling keeps attention soft (seed {seed})")
-        ax.legend()
-        lab.save_figure(fig, path)
+        lab.line_plot(
+            path, {"softmax(q.k)": (dims, [r[2] for r in rows]),
+                   "softmax(q.k / sqrt(d))": (dims, [r[3] for r in rows])},
+            xlabel="head dim d", ylabel="attention entropy (nats)", logx=True,
+            hline=(math.log(n_keys), f"uniform, log {n_keys}"),
+            title=f"Scaling keeps attention soft (seed {seed})")
 
     report.figure("03-scaling-entropy", draw)
     for d, var_ratio, _, _ in rows:
@@ -381,17 +376,11 @@ def test_tiled_attention_memory_grows_with_seq_times_block_not_seq_squared(seed,
     by = {(r[0], r[1]): r for r in rows}
 
     def draw(path):
-        plt = lab.pyplot()
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for name in ("naive", "tiled", "fused SDPA"):
-            ax.plot(seqs, [by[name, T][3] for T in seqs], "o-", label=name)
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xlabel("sequence length")
-        ax.set_ylabel("peak allocated (MiB)")
-        ax.set_title(f"Attention memory: seq^2 vs seq x block (seed {seed})")
-        ax.legend()
-        lab.save_figure(fig, path)
+        lab.line_plot(
+            path, {name: (seqs, [by[name, T][3] for T in seqs])
+                   for name in ("naive", "tiled", "fused SDPA")},
+            xlabel="sequence length", ylabel="peak allocated (MiB)", logx=True, logy=True,
+            title=f"Attention memory: seq^2 vs seq x block (seed {seed})")
 
     report.figure("03-attention-memory", draw)
     for T in seqs:

@@ -94,19 +94,12 @@ def test_without_residuals_the_first_layer_gets_orders_of_magnitude_less_gradien
     ))
 
     def draw(path):
-        plt = lab.pyplot()
-        fig, ax = plt.subplots(figsize=(5.5, 3.8))
-        ax.plot(MLP_DEPTHS, ratios[False], "o-", label="no residual")
-        ax.plot(MLP_DEPTHS, ratios[True], "s-", label="residual")
-        ax.axhline(1.0, color="gray", lw=0.8, ls=":")
-        ax.set_yscale("log")
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(MLP_DEPTHS, [str(d) for d in MLP_DEPTHS])
-        ax.set_xlabel("depth (tanh layers)")
-        ax.set_ylabel("|grad first| / |grad last|")
-        ax.set_title(f"gradient reaching the first layer, at init (seed {seed})")
-        ax.legend()
-        lab.save_figure(fig, path)
+        lab.line_plot(
+            path, {"no residual": (MLP_DEPTHS, ratios[False]),
+                   "residual": (MLP_DEPTHS, ratios[True])},
+            xlabel="depth (tanh layers)", ylabel="|grad first| / |grad last|",
+            logx=True, logy=True, hline=(1.0, "ratio 1"),
+            title=f"gradient reaching the first layer, at init (seed {seed})")
 
     report.figure("05-gradient-ratio-vs-depth", draw)
     plain, res = ratios[False], ratios[True]
@@ -236,15 +229,11 @@ def test_residual_stream_grows_with_depth_while_each_block_adds_a_bounded_update
     ))
 
     def draw(path):
-        plt = lab.pyplot()
-        fig, ax = plt.subplots(figsize=(5.5, 3.8))
-        ax.plot(range(DEEP + 1), norms, "o-", label="stream rms")
-        ax.plot(range(1, DEEP + 1), updates, "s-", label="rms of the block's update")
-        ax.set_xlabel("blocks applied (0 = the embedding)")
-        ax.set_ylabel("root mean square")
-        ax.set_title(f"residual stream of a trained {DEEP}-block Pre-LN model (seed {seed})")
-        ax.legend()
-        lab.save_figure(fig, path)
+        lab.line_plot(
+            path, {"stream rms": (range(DEEP + 1), norms),
+                   "rms of the block's update": (range(1, DEEP + 1), updates)},
+            xlabel="blocks applied (0 = the embedding)", ylabel="root mean square",
+            title=f"residual stream of a trained {DEEP}-block Pre-LN model (seed {seed})")
 
     report.figure("05-residual-stream", draw)
     half = DEEP // 2
