@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -19,16 +19,17 @@ class CheckpointError(RuntimeError):
     """A checkpoint that is missing, truncated, corrupt, or does not fit the model."""
 
 
-def atomic_write(path: str | Path, write: Any) -> Path:
-    """Call write(file_object) on a temp file beside `path`, fsync, then rename over `path`."""
+def atomic_write(path: str | Path, write: Callable[[str], Any]) -> Path:
+    """Call write(temp_path) beside `path`, fsync, then rename over `path`: all or nothing."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())  # on disk before the rename makes it visible
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a checkpoint is meant to be shared
         os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new, never half
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -49,7 +50,7 @@ def save_checkpoint(
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "extra": extra or {},
     }
-    return atomic_write(path, lambda f: torch.save(state, f))
+    return atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -11,13 +11,12 @@ Nothing here imports `transformers`; safetensors is the only dependency.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from torch import Tensor
 
+from minimind.checkpoint import atomic_write
 from minimind.config import ConfigError, ModelConfig
 from minimind.model import MiniMindForCausalLM
 
@@ -115,19 +114,6 @@ def from_llama_config(data: dict[str, Any]) -> ModelConfig:
         raise ExportError(f"config.json describes an invalid model: {err}") from None
 
 
-def _write_atomic(path: Path, write: Any) -> None:
-    """Write via a temporary file in the same folder and rename it into place (all or nothing)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a checkpoint is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def export_llama(model: MiniMindForCausalLM, folder: str | Path) -> Path:
     """Write config.json and model.safetensors to `folder` (created if needed); returns it.
 
@@ -146,10 +132,10 @@ def export_llama(model: MiniMindForCausalLM, folder: str | Path) -> Path:
     if model.config.tie_word_embeddings:
         state.pop("lm_head.weight")
     # Weights first, config last: a folder whose config.json is new has its weights in place.
-    _write_atomic(folder / WEIGHTS_NAME,
+    atomic_write(folder / WEIGHTS_NAME,
                   lambda p: save_file(state, p, metadata={"format": "pt"}))
     text = json.dumps(config_json, indent=2) + "\n"
-    _write_atomic(folder / CONFIG_NAME, lambda p: Path(p).write_text(text, encoding="utf-8"))
+    atomic_write(folder / CONFIG_NAME, lambda p: Path(p).write_text(text, encoding="utf-8"))
     return folder
 
 
