@@ -140,11 +140,18 @@ def shakespeare_config(name: str) -> ModelConfig:
 
 
 @functools.lru_cache(maxsize=None)
+def shakespeare_runs(seed: int) -> lab.Comparison:
+    """Every variant trained once per seed, in parallel; the claims that compare them share it."""
+    corpus = load_corpus()
+    base = preset("char-small", vocab_size=corpus.vocab_size)
+    runs = lab.compare(base, VARIANTS, SHAKESPEARE, seed=seed, corpus=corpus)
+    for run in runs.runs.values():
+        run.model = None  # keep only the numbers
+    return runs
+
+
 def shakespeare_run(name: str, seed: int) -> lab.Run:
-    """One training run per (variant, seed), shared by the claims that compare it."""
-    run = lab.train_lm(shakespeare_config(name), SHAKESPEARE, seed=seed, name=name)
-    run.model = None  # keep only the numbers
-    return run
+    return shakespeare_runs(seed)[name]
 
 
 def shakespeare_table(names: list[str], seed: int, title: str, note: str = "") -> lab.Table:
@@ -316,11 +323,9 @@ def test_without_aux_loss_router_collapses_and_with_it_load_spreads(seed, report
                   intermediate_size=64, use_moe=True, n_routed_experts=E,
                   num_experts_per_tok=1, n_shared_experts=0)
     alphas = {"no aux loss": 0.0, "aux loss 0.1": 0.1}
-    runs, loads = {}, {}
-    for name, alpha in alphas.items():
-        runs[name] = lab.train_lm(base.replace(aux_loss_alpha=alpha), MOE_SETTINGS, seed=seed,
-                                  name=name, corpus=corpus)
-        loads[name] = expert_load(runs[name].model, E, seed)[0]
+    runs = lab.compare(base, {name: dict(aux_loss_alpha=a) for name, a in alphas.items()},
+                       MOE_SETTINGS, seed=seed, corpus=corpus).runs
+    loads = {name: expert_load(runs[name].model, E, seed)[0] for name in alphas}
     rows = [[name, *[f"{v:.2f}" for v in loads[name].tolist()], loads[name].max().item(),
              effective_experts(loads[name]), runs[name].val_loss] for name in alphas]
     report.table(lab.Table(
