@@ -7,42 +7,16 @@
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from minimind.course import (
-    ROOT, Lesson, Outcome, exercise_progress, lesson_dirs, progress_lines,
-)
 
 
 def progress(impl: str | None) -> int:
     """Run only the exercise tests (no experiments) and print the progress table per lesson."""
-    with tempfile.TemporaryDirectory() as tmp:
-        report = Path(tmp) / "report.json"
-        cmd = [sys.executable, "-m", "pytest", "lessons", "-m", "exercise", "-q",
-               "-p", "no:cacheprovider", "--course-report", str(report)]
-        if impl:
-            cmd += ["--impl", str(Path(impl).resolve())]
-        subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-        if not report.exists():
-            print("could not run the exercise tests; run `pytest -m exercise lessons` to see why")
-            return 2
-        outcomes = [Outcome(**o) for o in json.loads(report.read_text())["outcomes"]]
-    total_done = total = 0
-    for path in lesson_dirs():
-        lesson = Lesson.from_dir(path)
-        mine = [o for o in outcomes if o.lesson == lesson.name]
-        print(lesson.name)
-        for line in progress_lines(lesson, mine):
-            print(line)
-        statuses = [status for _, status, _ in exercise_progress(lesson, mine)]
-        total += len(statuses)
-        total_done += statuses.count("done")
-    print(f"\n{total_done}/{total} exercises done")
-    return 0
+    from minimind.course.progress import run_progress  # the course, only for this command
+
+    return run_progress(Path.cwd(), impl)
 
 
 def train(args: argparse.Namespace) -> int:

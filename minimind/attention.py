@@ -7,12 +7,10 @@ that FlashAttention is built on, written in plain PyTorch so it can be read.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from minimind.config import ModelConfig
 from minimind.rope import apply_rope
@@ -124,53 +122,6 @@ def tiled_attention(
         numer = numer * correction + p @ vb
         m = m_new
     return numer / denom
-
-
-# --- measuring memory on a CPU -------------------------------------------------------------------
-
-class _LargestOutput(TorchDispatchMode):
-    """Records the bytes of the largest tensor any ATen op returns while active."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.largest, self.op = 0, ""
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
-        out = func(*args, **(kwargs or {}))
-        for t in out if isinstance(out, (tuple, list)) else (out,):
-            if isinstance(t, Tensor) and t.numel() * t.element_size() > self.largest:
-                self.largest, self.op = t.numel() * t.element_size(), str(func)
-        return out
-
-
-def largest_intermediate(fn: Callable[[], Any]) -> tuple[int, str]:
-    """(bytes, op name) of the largest tensor created while running fn(), inputs excluded.
-
-    Exact and deterministic: every ATen op's outputs are inspected as they are produced. A fused
-    kernel (PyTorch's SDPA) counts as one op, so only its outputs are seen, not its scratch space;
-    `peak_allocated` sees that.
-    """
-    with torch.no_grad(), _LargestOutput() as mode:
-        fn()
-    return mode.largest, mode.op
-
-
-def peak_allocated(fn: Callable[[], Any]) -> int:
-    """Peak bytes allocated above the starting point while fn() runs (CPU), via torch.profiler.
-
-    The profiler records every allocation and free of the CPU allocator (fused kernels' scratch
-    buffers included); the running sum of those events, in time order, peaks at the answer.
-    """
-    from torch.profiler import ProfilerActivity, profile
-
-    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
-    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
-    live = peak = 0
-    for e in sorted(events, key=lambda e: e.start_ns()):
-        live += e.nbytes()
-        peak = max(peak, live)
-    return peak
 
 
 class Attention(nn.Module):

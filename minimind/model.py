@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from minimind.attention import Attention, KVCache
 from minimind.config import ModelConfig
 from minimind.ffn import FeedForward, MOEFeedForward
-from minimind.norm import make_norm
+from minimind.norm import make_norm, post_norm_residual, pre_norm_residual
 from minimind.rope import rope_frequencies_for
 
 
@@ -62,10 +62,12 @@ class MiniMindBlock(nn.Module):
             self.mlp = MOEFeedForward(config) if config.use_moe else FeedForward(config)
 
     def _sublayer(self, x: Tensor, f: Callable[[Tensor], Tensor], norm: nn.Module) -> Tensor:
-        pre, res = self.config.norm_position == "pre", self.config.residual
-        if pre:
-            return x + f(norm(x)) if res else f(norm(x))
-        return norm(x + f(x)) if res else norm(f(x))
+        """Lesson 01's norm placements; without residuals (lesson 05's ablation) the skip path
+        is simply gone."""
+        pre = self.config.norm_position == "pre"
+        if self.config.residual:
+            return pre_norm_residual(x, f, norm) if pre else post_norm_residual(x, f, norm)
+        return f(norm(x)) if pre else norm(f(x))
 
     def forward(
         self, x: Tensor, cos: Tensor | None, sin: Tensor | None,
@@ -213,6 +215,5 @@ def count_parameters(config: ModelConfig) -> int:
 
 def transformer_block(x: Tensor, block: MiniMindBlock, cos: Tensor, sin: Tensor) -> Tensor:
     """One Pre-LN MiniMind block from its own modules: h = x + attn(norm(x)); h + mlp(norm(h))."""
-    attn_out, _ = block.self_attn(block.input_layernorm(x), cos, sin)
-    h = x + attn_out
-    return h + block.mlp(block.post_attention_layernorm(h))
+    h = pre_norm_residual(x, lambda t: block.self_attn(t, cos, sin)[0], block.input_layernorm)
+    return pre_norm_residual(h, block.mlp, block.post_attention_layernorm)

@@ -1,13 +1,15 @@
-"""The experiment harness: train variants that differ in one thing, on fixed seeds, and compare.
+"""Training runs for experiments: variants that differ in one thing, on fixed seeds.
 
 A claim test reads like the experiment it is:
 
     runs = compare(base, {"no norm": dict(norm="none"), "pre RMSNorm": {}}, seed=seed,
                    settings=TrainSettings(steps=200, lr=3e-2))
-    report.table(runs.table("norm vs no norm"))
-    assert runs["pre RMSNorm"].final_loss < runs["no norm"].final_loss - 0.5
+    claim.table(runs.table("norm vs no norm"))
+    claim.check("loss gap", runs["no norm"].final_loss - runs["pre RMSNorm"].final_loss, ">", 0.5)
 
-Runs are deterministic: one thread, seeded init, seeded batches (same seed, same numbers).
+Runs are deterministic on one machine: one thread, seeded init, seeded batches. Another CPU
+computes the last bits of some float operations differently, and training, being chaotic,
+carries that into a different trajectory; `perturbation()` stands in for that (see nudge_weights).
 """
 from __future__ import annotations
 
@@ -16,15 +18,16 @@ import math
 import multiprocessing
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from minimind.config import ModelConfig
 from minimind.data import Corpus, load_corpus
+from minimind.lab.tables import Table
 from minimind.model import MiniMindForCausalLM
 
 
@@ -55,7 +58,7 @@ class TrainSettings:
     eval_batches: int = 8  # validation batches after training
     num_threads: int = 1
 
-    def with_(self, **changes: Any) -> "TrainSettings":
+    def replace(self, **changes: Any) -> TrainSettings:
         return replace(self, **changes)
 
 
@@ -97,6 +100,31 @@ def lr_at(step: int, settings: TrainSettings) -> float:
     return lr
 
 
+PERTURB_ENV = "MINIMIND_PERTURB"  # `pytest --perturb` sets it to 1e-6
+
+
+def perturbation() -> float:
+    """Relative size of the nudge every run's initial weights get (0 unless perturbing)."""
+    return float(os.environ.get(PERTURB_ENV) or 0.0)
+
+
+def nudge_weights(model: nn.Module, scale: float | None = None) -> None:
+    """Multiply every parameter by (1 + scale * noise), noise ~ N(0, 1) from a fixed generator.
+
+    At 1e-6 (about 8 float32 ulps) this changes nothing a claim is about, yet after a few
+    steps of training the trajectory differs as much as another CPU's last-bit differences make
+    it differ: the perturbation mode's stand-in for running on another machine. A no-op at 0.
+    """
+    scale = perturbation() if scale is None else scale
+    if scale == 0:
+        return
+    g = torch.Generator().manual_seed(2**31 - 1)
+    with torch.no_grad():
+        for p in model.parameters():
+            noise = torch.randn(p.shape, generator=g, dtype=torch.float64)
+            p.copy_((p.double() * (1 + scale * noise)).to(p.dtype))
+
+
 def fit(
     model: nn.Module,
     next_batch: Callable[[int], tuple[Tensor, Tensor]],
@@ -105,7 +133,11 @@ def fit(
     name: str = "run",
     evaluate: Callable[[nn.Module], float] | None = None,
 ) -> Run:
-    """AdamW on `loss_fn(model, x, y)` for settings.steps steps; stops at a non-finite loss."""
+    """AdamW on `loss_fn(model, x, y)` for settings.steps steps; stops at a non-finite loss.
+
+    The initial weights are nudged first when perturbing (see nudge_weights).
+    """
+    nudge_weights(model)
     opt = torch.optim.AdamW(
         model.parameters(), lr=settings.lr, betas=settings.betas,
         weight_decay=settings.weight_decay,
@@ -174,44 +206,6 @@ def train_lm(
 
 
 @dataclass
-class Table:
-    """A small table of measured numbers, printed in pytest's summary and pasted in READMEs."""
-
-    title: str
-    columns: Sequence[str]
-    rows: list[Sequence[Any]]
-    note: str = ""
-
-    @staticmethod
-    def _fmt(value: Any) -> str:
-        if isinstance(value, float):
-            if math.isnan(value) or math.isinf(value):
-                return str(value)
-            if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
-                return f"{value:.2e}"
-            return f"{value:.4g}" if abs(value) >= 100 else f"{value:.3f}"
-        return "-" if value is None else str(value)
-
-    def render(self) -> str:
-        cells = [list(map(str, self.columns))] + [[self._fmt(v) for v in r] for r in self.rows]
-        widths = [max(len(row[i]) for row in cells) for i in range(len(self.columns))]
-        lines = [self.title]
-        for k, row in enumerate(cells):
-            lines.append("  " + "  ".join(c.rjust(w) for c, w in zip(row, widths)))
-            if k == 0:
-                lines.append("  " + "  ".join("-" * w for w in widths))
-        if self.note:
-            lines.append(f"  {self.note}")
-        return "\n".join(lines)
-
-    def markdown(self) -> str:
-        head = "| " + " | ".join(map(str, self.columns)) + " |"
-        rule = "|" + "|".join("---" for _ in self.columns) + "|"
-        body = ["| " + " | ".join(self._fmt(v) for v in r) + " |" for r in self.rows]
-        return "\n".join([f"**{self.title}**", "", head, rule, *body])
-
-
-@dataclass
 class Comparison:
     """Runs of variants that differ in one thing, keyed by variant name."""
 
@@ -230,20 +224,6 @@ class Comparison:
         cols = ["variant", "loss@0", "final loss", "val loss", "first non-finite", "max loss",
                 "cpu s"]
         return Table(f"{title} (seed {self.seed})", cols, rows)
-
-    def plot(self, path: str | Path, title: str = "", log: bool = False) -> Path:
-        """Training-loss curves of every variant, one PNG."""
-        plt = pyplot()
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for name, r in self.runs.items():
-            ax.plot(r.losses, label=name)
-        ax.set_xlabel("step")
-        ax.set_ylabel("training loss")
-        if log:
-            ax.set_yscale("log")
-        ax.set_title(f"{title} (seed {self.seed})")
-        ax.legend()
-        return save_figure(fig, path)
 
 
 def default_workers() -> int:
@@ -286,51 +266,9 @@ def compare(
     """
     corpus = corpus or load_corpus()
     jobs = [
-        (base.replace(**changes), settings.with_(**(variant_settings or {}).get(name, {})),
+        (base.replace(**changes), settings.replace(**(variant_settings or {}).get(name, {})),
          seed, name, corpus)
         for name, changes in variants.items()
     ]
     runs = run_parallel(jobs, _train_job, workers)
     return Comparison({run.name: run for run in runs}, seed)
-
-
-def pyplot():
-    """matplotlib.pyplot with the headless backend, imported only when a figure is drawn."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def line_plot(
-    path: str | Path, series: dict[str, tuple[Sequence[float], Sequence[float]]], *,
-    xlabel: str, ylabel: str, title: str, logx: bool = False, logy: bool = False,
-    hline: tuple[float, str] | None = None,
-) -> Path:
-    """One PNG of labelled (xs, ys) curves; logx uses base 2 (depths, dims, lengths double)."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, (xs, ys) in series.items():
-        ax.plot(list(xs), list(ys), "o-", label=label)
-    if hline is not None:
-        ax.axhline(hline[0], ls=":", c="gray", label=hline[1])
-    if logx:
-        ax.set_xscale("log", base=2)
-    if logy:
-        ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    return save_figure(fig, path)
-
-
-def save_figure(fig: Any, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    pyplot().close(fig)
-    return path
