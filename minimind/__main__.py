@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 
-
 def progress(impl: str | None) -> int:
     """Run only the exercise tests (no experiments) and print the progress table per lesson."""
     from minimind.course.progress import run_progress  # the course, only for this command

@@ -16,6 +16,12 @@ NORM = "01_normalization"
 RESIDUAL = "05_residual"
 
 
+def _broken_stub() -> str:
+    """Lesson 01's shipped stub with its first `raise` turned into a syntax error."""
+    return pristine_stub(LESSONS / NORM).replace(
+        "    raise NotImplementedError\n", "    return x +\n", 1)
+
+
 def _learner(body: str) -> str:
     """A lesson-01 exercises.py whose functions are the given source."""
     return "import torch\nfrom torch import Tensor, nn\n\n" + textwrap.dedent(body)
@@ -44,7 +50,7 @@ def test_a_syntax_error_is_reported_per_lesson_and_other_lessons_still_run(
 ):
     """A lesson whose exercises.py does not parse is reported as not importing, with the line;
     the run does not crash and the other lessons' exercises are still reported."""
-    broken = pristine_stub(LESSONS / NORM).replace("    raise NotImplementedError\n", "    return x +\n", 1)
+    broken = _broken_stub()
     line = broken.splitlines().index("    return x +") + 1
     copy_lesson(NORM, broken)
     copy_lesson(RESIDUAL)
@@ -61,7 +67,7 @@ def test_progress_command_survives_a_syntax_error(pytester, copy_lesson):
     """`minimind progress` reports the broken lesson and every other lesson's progress."""
     from minimind.course.progress import run_progress
 
-    broken = pristine_stub(LESSONS / NORM).replace("    raise NotImplementedError\n", "    return x +\n", 1)
+    broken = _broken_stub()
     copy_lesson(NORM, broken)
     copy_lesson(RESIDUAL)
     assert run_progress(pytester.path) == 0
