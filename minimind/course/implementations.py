@@ -28,11 +28,13 @@ from minimind.course.lessons import Lesson, SourceProblem, display_path, functio
 NOT_STARTED = "not started"
 
 
-class Mode(str, enum.Enum):
-    LEARNER = "learner"
-    SOLUTIONS = "solutions"
-    IMPL = "impl"
-    MISTAKE = "mistake"
+class Mode(enum.StrEnum):
+    """Where exercise functions come from: learner, solutions, impl (--impl FILE) or mistake."""
+
+    LEARNER = enum.auto()
+    SOLUTIONS = enum.auto()
+    IMPL = enum.auto()
+    MISTAKE = enum.auto()
 
 
 class NotStarted(Exception):
