@@ -41,15 +41,20 @@ class UsageError(Exception):
     """A request that cannot be carried out as given; printed as `error: ...`."""
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Keeps the description's layout and appends each option's default (when it has one)."""
+class HelpFormatter(argparse.HelpFormatter):
+    """Appends each option's default (when it has one and the help does not already say it)."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if ("%(default)" not in text and action.default not in (None, False)
+        if ("%(default)" not in text and "(default" not in text
+                and action.default is not None and action.default is not False
                 and action.default is not argparse.SUPPRESS and action.option_strings):
             text += " (default: %(default)s)"
         return text
+
+
+class TopHelpFormatter(HelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """The top-level help keeps the module docstring's layout (a table of commands)."""
 
 
 # --- tokenizer ---------------------------------------------------------------------------------
@@ -211,7 +216,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _load(path: str) -> tuple[Any, Any, dict]:
     from minimind.checkpoint import CheckpointError, load_checkpoint
-    from minimind.tokenizer import tokenizer_from_state, CharTokenizerAdapter
+    from minimind.tokenizer import CharTokenizerAdapter, tokenizer_from_state
 
     model, state = load_checkpoint(path)
     extra = state.get("extra") or {}
@@ -314,7 +319,12 @@ def _progress(impl: str | None) -> int:
     import tempfile
 
     from minimind.course import (
-        ROOT, Lesson, Outcome, exercise_progress, lesson_dirs, progress_lines,
+        ROOT,
+        Lesson,
+        Outcome,
+        exercise_progress,
+        lesson_dirs,
+        progress_lines,
     )
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -362,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
                                parents=[common], formatter_class=HelpFormatter)
 
     parser = argparse.ArgumentParser(prog="minimind", description=__doc__, parents=[common],
-                                     formatter_class=HelpFormatter)
+                                     formatter_class=TopHelpFormatter)
     subs = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub("tokenizer", "train a byte-level BPE tokenizer and save it as a folder",
@@ -397,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model shape: small, char-small, tiny, minimind2-small, minimind2, "
                         "minimind2-moe (vocab_size comes from the tokenizer)")
     t.add_argument("--config", default=None,
-                   help="a JSON file of ModelConfig fields, instead of --preset")
+                   help="a JSON file of ModelConfig fields, instead of --preset (default: none)")
     recipe = t.add_argument_group("recipe (stored in the checkpoint; --resume keeps it)")
     helps = {
         "steps": "optimizer steps in the whole run (0: train nothing, save nothing)",
@@ -482,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as err:  # noqa: BLE001 - every error is one line unless --debug
+    except Exception as err:
         if args.debug:
             raise
         known = _is_user_error(err)

@@ -30,7 +30,7 @@ MAX_SIZES = {"vocab_size": 1 << 22, "max_position_embeddings": 1 << 22,
              "original_max_position_embeddings": 1 << 22, "intermediate_size": 1 << 22}
 
 
-def _check_types(config: "ModelConfig") -> None:
+def _check_types(config: ModelConfig) -> None:
     """Each init field has its annotated type: no "no" for a bool, no NaN or inf for a float.
 
     Python's truthiness would otherwise switch `residual="no"` on, and NaN passes every `<`
@@ -58,7 +58,7 @@ def _check_types(config: "ModelConfig") -> None:
             raise ConfigError(f"{f.name} must be {want}, got {value!r}")
 
 
-def config_diff(a: "ModelConfig", b: "ModelConfig") -> list[str]:
+def config_diff(a: ModelConfig, b: ModelConfig) -> list[str]:
     """The fields where two configs differ, as "name: a_value != b_value"."""
     da, db = a.to_dict(), b.to_dict()
     return [f"{k}: {da[k]!r} != {db[k]!r}" for k in da if da[k] != db[k]]
@@ -191,7 +191,7 @@ class ModelConfig:
                     f"n_routed_experts ({self.n_routed_experts})"
                 )
 
-    def replace(self, **changes: Any) -> "ModelConfig":
+    def replace(self, **changes: Any) -> ModelConfig:
         """A copy with some fields changed; derived fields are recomputed and re-validated.
 
         `intermediate_size` is re-derived when `ffn` or `hidden_size` changes and it was not
@@ -210,7 +210,7 @@ class ModelConfig:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         known = {f.name for f in dataclasses.fields(cls) if f.init}
         unknown = set(data) - known
         if unknown:

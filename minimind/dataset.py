@@ -15,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -249,7 +250,7 @@ class TokenData:
     n_val: int
 
     @classmethod
-    def open(cls, path: str | Path, val_fraction: float = VAL_FRACTION) -> "TokenData":
+    def open(cls, path: str | Path, val_fraction: float = VAL_FRACTION) -> TokenData:
         path = Path(path)
         try:
             meta = json.loads(path.with_suffix(".json").read_text("utf-8"))

@@ -8,7 +8,7 @@ prompt plus new tokens longer than the model's context.
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor

@@ -10,8 +10,9 @@ including MiniMind's ChatML chat template.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from minimind.checkpoint import atomic_write
 
@@ -55,7 +56,7 @@ class BPETokenizer:
 
     kind = "bpe"
 
-    def __init__(self, tok: "tokenizers.Tokenizer"):
+    def __init__(self, tok: tokenizers.Tokenizer):
         self.tok = tok
         self.vocab_size = tok.get_vocab_size()
 
@@ -159,7 +160,7 @@ def bpe_from_json(text: str) -> BPETokenizer:
 
     try:
         return BPETokenizer(Tokenizer.from_str(text))
-    except Exception as err:  # tokenizers raises a bare Exception for bad JSON
+    except Exception as err:  # noqa: BLE001 - tokenizers raises a bare Exception on bad JSON
         raise TokenizerError(f"not a valid tokenizer.json: {str(err)[:200]}") from None
 
 

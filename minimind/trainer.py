@@ -15,15 +15,21 @@ import math
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from minimind.checkpoint import (
-    CheckpointError, atomic_write, config_of, read_checkpoint, save_checkpoint, temp_files_of,
+    CheckpointError,
+    atomic_write,
+    config_of,
+    read_checkpoint,
+    save_checkpoint,
+    temp_files_of,
 )
 from minimind.config import ModelConfig, config_diff
 from minimind.dataset import TokenData, window_starts
@@ -82,7 +88,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

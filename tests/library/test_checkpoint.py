@@ -7,8 +7,13 @@ import pytest
 import torch
 
 from minimind.checkpoint import (
-    CheckpointError, atomic_write, load_checkpoint, load_weights, read_checkpoint,
-    save_checkpoint, temp_files_of,
+    CheckpointError,
+    atomic_write,
+    load_checkpoint,
+    load_weights,
+    read_checkpoint,
+    save_checkpoint,
+    temp_files_of,
 )
 from minimind.config import preset
 from minimind.model import MiniMindForCausalLM

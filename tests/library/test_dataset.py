@@ -9,8 +9,14 @@ import torch
 
 from minimind.data import CharTokenizer, Corpus, DataError
 from minimind.dataset import (
-    IGNORE, TokenData, cached_token_file, encode_chat, read_jsonl, read_preferences,
-    tokenize_to_file, window_starts,
+    IGNORE,
+    TokenData,
+    cached_token_file,
+    encode_chat,
+    read_jsonl,
+    read_preferences,
+    tokenize_to_file,
+    window_starts,
 )
 from minimind.tokenizer import CharTokenizerAdapter, train_bpe
 

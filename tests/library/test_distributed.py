@@ -35,7 +35,7 @@ def test_two_processes_end_with_the_weights_of_one_at_the_same_global_batch(tmp_
     ddp = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
          "-m", "minimind", *common, "--out", str(tmp_path / "ddp.pt"), "--batch-size", "2"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     assert main([*common, "--out", str(tmp_path / "one.pt"), "--batch-size", "4"]) == 0
     two, one = read_checkpoint(tmp_path / "ddp.pt"), read_checkpoint(tmp_path / "one.pt")

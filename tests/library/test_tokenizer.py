@@ -7,8 +7,12 @@ from hypothesis import strategies as st
 
 from minimind.data import shakespeare_text
 from minimind.tokenizer import (
-    CHAT_TEMPLATE, SPECIAL_TOKENS, TokenizerError, load_tokenizer, train_bpe,
+    CHAT_TEMPLATE,
+    SPECIAL_TOKENS,
+    TokenizerError,
+    load_tokenizer,
     tokenizer_from_state,
+    train_bpe,
 )
 
 
