@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's minimind, not another one installed
 # (preset, batch size, sequence length, steps)
 SIZES = [("tiny", 16, 64, 30), ("char-small", 16, 128, 20), ("small", 16, 128, 10),
          ("minimind2-small", 4, 256, 4)]
