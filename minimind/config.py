@@ -8,6 +8,7 @@ differ in one of them.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,47 @@ ROPE_SCALINGS = (None, "ntk", "yarn")
 
 class ConfigError(ValueError):
     """An invalid model configuration; the message names the fields involved."""
+
+
+# Far beyond any model this library trains; a config past them is a typo or a hostile file, and
+# building it would try to allocate terabytes before any other check could run.
+MAX_SIZE = 1 << 20
+MAX_SIZES = {"vocab_size": 1 << 22, "max_position_embeddings": 1 << 22,
+             "original_max_position_embeddings": 1 << 22, "intermediate_size": 1 << 22}
+
+
+def _check_types(config: ModelConfig) -> None:
+    """Each init field has its annotated type: no "no" for a bool, no NaN or inf for a float.
+
+    Python's truthiness would otherwise switch `residual="no"` on, and NaN passes every `<`
+    comparison, so range checks alone cannot catch it.
+    """
+    for f in dataclasses.fields(config):
+        if not f.init:
+            continue
+        value, kind = getattr(config, f.name), str(f.type)
+        if value is None and "None" in kind:
+            continue
+        if kind.startswith("bool"):
+            ok = isinstance(value, bool)
+        elif kind.startswith("int"):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif kind.startswith("float"):
+            ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+                  and math.isfinite(value))
+        elif kind.startswith("str"):
+            ok = isinstance(value, str)
+        else:
+            ok = True
+        if not ok:
+            want = kind.replace("float", "a finite float").replace(" | None", " or None")
+            raise ConfigError(f"{f.name} must be {want}, got {value!r}")
+
+
+def config_diff(a: ModelConfig, b: ModelConfig) -> list[str]:
+    """The fields where two configs differ, as "name: a_value != b_value"."""
+    da, db = a.to_dict(), b.to_dict()
+    return [f"{k}: {da[k]!r} != {db[k]!r}" for k in da if da[k] != db[k]]
 
 
 def swiglu_intermediate_size(hidden_size: int, multiple_of: int = 64) -> int:
@@ -76,6 +118,7 @@ class ModelConfig:
     n_rep: int = field(init=False)  # query heads per key/value head
 
     def __post_init__(self) -> None:
+        _check_types(self)  # before deriving sizes from fields that might not be numbers
         if self.num_key_value_heads is None:
             self.num_key_value_heads = self.num_attention_heads
         if self.intermediate_size is None:
@@ -90,17 +133,20 @@ class ModelConfig:
 
     def validate(self) -> None:
         """Raise ConfigError naming the offending fields; called on construction."""
+        _check_types(self)
         for name in (
             "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-            "num_key_value_heads", "max_position_embeddings",
+            "num_key_value_heads", "max_position_embeddings", "intermediate_size",
+            "original_max_position_embeddings", "n_routed_experts", "num_experts_per_tok",
         ):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if value < 1:
                 raise ConfigError(f"{name} must be a positive int, got {value!r}")
-        if not isinstance(self.intermediate_size, int) or self.intermediate_size < 1:
-            raise ConfigError(
-                f"intermediate_size must be a positive int, got {self.intermediate_size!r}"
-            )
+            if value > MAX_SIZES.get(name, MAX_SIZE):
+                raise ConfigError(f"{name}={value} is absurdly large (the limit is "
+                                  f"{MAX_SIZES.get(name, MAX_SIZE):,})")
+        if self.n_shared_experts < 0:
+            raise ConfigError(f"n_shared_experts must be >= 0, got {self.n_shared_experts}")
         if self.hidden_size % self.num_attention_heads:
             raise ConfigError(
                 f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
@@ -124,13 +170,17 @@ class ModelConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if self.rms_norm_eps <= 0:
-            raise ConfigError(f"rms_norm_eps must be > 0, got {self.rms_norm_eps}")
+        positive = ("rms_norm_eps", "initializer_range", "yarn_beta_fast", "yarn_beta_slow")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.rope_theta <= 1:
             raise ConfigError(f"rope_theta must be > 1, got {self.rope_theta}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.rope_scaling is not None and self.rope_scaling_factor < 1:
+        if self.aux_loss_alpha < 0:
+            raise ConfigError(f"aux_loss_alpha must be >= 0, got {self.aux_loss_alpha}")
+        if self.rope_scaling_factor < 1:
             raise ConfigError(f"rope_scaling_factor must be >= 1, got {self.rope_scaling_factor}")
         if self.use_moe:
             if self.ffn != "swiglu":
@@ -141,7 +191,7 @@ class ModelConfig:
                     f"n_routed_experts ({self.n_routed_experts})"
                 )
 
-    def replace(self, **changes: Any) -> "ModelConfig":
+    def replace(self, **changes: Any) -> ModelConfig:
         """A copy with some fields changed; derived fields are recomputed and re-validated.
 
         `intermediate_size` is re-derived when `ffn` or `hidden_size` changes and it was not
@@ -160,7 +210,7 @@ class ModelConfig:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         known = {f.name for f in dataclasses.fields(cls) if f.init}
         unknown = set(data) - known
         if unknown:
@@ -170,30 +220,35 @@ class ModelConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     # MiniMind2-Small: 25,829,888 parameters.
-    "minimind2-small": dict(
-        vocab_size=6400, hidden_size=512, num_hidden_layers=8, num_attention_heads=8,
-        num_key_value_heads=2, rope_theta=1e6, rms_norm_eps=1e-5,
-    ),
+    "minimind2-small": {
+        "vocab_size": 6400, "hidden_size": 512, "num_hidden_layers": 8, "num_attention_heads": 8,
+        "num_key_value_heads": 2, "rope_theta": 1e6, "rms_norm_eps": 1e-5,
+    },
     # MiniMind2: 104,030,976 parameters.
-    "minimind2": dict(
-        vocab_size=6400, hidden_size=768, num_hidden_layers=16, num_attention_heads=8,
-        num_key_value_heads=2, rope_theta=1e6, rms_norm_eps=1e-5,
-    ),
+    "minimind2": {
+        "vocab_size": 6400, "hidden_size": 768, "num_hidden_layers": 16, "num_attention_heads": 8,
+        "num_key_value_heads": 2, "rope_theta": 1e6, "rms_norm_eps": 1e-5,
+    },
     # MiniMind2-MoE: MiniMind2-Small's shape with routed experts.
-    "minimind2-moe": dict(
-        vocab_size=6400, hidden_size=640, num_hidden_layers=8, num_attention_heads=8,
-        num_key_value_heads=2, use_moe=True,
-    ),
+    "minimind2-moe": {
+        "vocab_size": 6400, "hidden_size": 640, "num_hidden_layers": 8, "num_attention_heads": 8,
+        "num_key_value_heads": 2, "use_moe": True,
+    },
+    # `minimind train`'s default: a BPE model that learns Shakespeare on a CPU in minutes.
+    "small": {
+        "vocab_size": 2048, "hidden_size": 192, "num_hidden_layers": 4, "num_attention_heads": 6,
+        "num_key_value_heads": 2, "max_position_embeddings": 1024,
+    },
     # Character-level experiments on a CPU: seconds per hundred steps.
-    "char-small": dict(
-        vocab_size=128, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=4, max_position_embeddings=512,
-    ),
+    "char-small": {
+        "vocab_size": 128, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "num_key_value_heads": 4, "max_position_embeddings": 512,
+    },
     # Unit tests: milliseconds.
-    "tiny": dict(
-        vocab_size=32, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=64,
-    ),
+    "tiny": {
+        "vocab_size": 32, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "max_position_embeddings": 64,
+    },
 }
 
 

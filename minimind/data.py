@@ -140,10 +140,12 @@ class Corpus:
     ) -> tuple[Tensor, Tensor]:
         """Random windows: x (B, T) and y (B, T), y shifted one character to the right."""
         data = {"train": self.train, "val": self.val}[split]
-        if len(data) <= seq_len + 1:
+        if len(data) < seq_len + 1:
             raise DataError(f"{self.name} {split} split has {len(data)} tokens, too few for "
                             f"windows of seq_len={seq_len}")
-        starts = torch.randint(len(data) - seq_len - 1, (batch_size,), generator=generator)
+        # A window is seq_len + 1 tokens, so starts run 0 .. len - seq_len - 1 inclusive; the
+        # bound is exclusive, and data exactly seq_len + 1 long has one window, at 0.
+        starts = torch.randint(len(data) - seq_len, (batch_size,), generator=generator)
         offsets = torch.arange(seq_len + 1)
         windows = data[starts[:, None] + offsets]  # (B, T + 1)
         return windows[:, :-1], windows[:, 1:]

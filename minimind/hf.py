@@ -16,7 +16,7 @@ from typing import Any
 
 from torch import Tensor
 
-from minimind.checkpoint import atomic_write
+from minimind.checkpoint import atomic_write, expected_shapes, state_dict_mismatch
 from minimind.config import ConfigError, ModelConfig
 from minimind.model import MiniMindForCausalLM
 
@@ -169,25 +169,42 @@ def _read_weights(path: Path) -> dict[str, Tensor]:
 
 
 def load_llama(folder: str | Path) -> MiniMindForCausalLM:
-    """A MiniMindForCausalLM with the config and weights of a Llama folder (ours or HF's)."""
+    """A MiniMindForCausalLM with the config and weights of a Llama folder (ours or HF's).
+
+    The shapes config.json declares are compared with the tensors in the file on the meta
+    device first, so a config that declares a huge model is refused before any allocation.
+    """
     folder = Path(folder)
     config = read_llama_config(folder)
     state = _read_weights(folder / WEIGHTS_NAME)
     if config.tie_word_embeddings:
         state.pop("lm_head.weight", None)  # some writers store the tied copy; it is one tensor
-    model = MiniMindForCausalLM(config)
-    expected = {n: p for n, p in model.state_dict().items()
+    expected = {n: s for n, s in expected_shapes(config).items()
                 if not (config.tie_word_embeddings and n == "lm_head.weight")}
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise ExportError(f"{folder / WEIGHTS_NAME} does not match its config: missing "
-                          f"{missing[:5]}{'...' if len(missing) > 5 else ''}, unexpected "
-                          f"{unexpected[:5]}{'...' if len(unexpected) > 5 else ''}")
-    for name, tensor in state.items():
-        if tuple(tensor.shape) != tuple(expected[name].shape):
-            raise ExportError(f"{name}: shape {tuple(tensor.shape)} in the file, "
-                              f"{tuple(expected[name].shape)} expected from config.json")
+    problems = state_dict_mismatch(expected, state)
+    if problems:
+        raise ExportError(f"{folder / WEIGHTS_NAME} does not match its config.json: "
+                          + "; ".join(problems[:4]))
+    model = MiniMindForCausalLM(config)
     # strict=False only for the tied lm_head, which is the embedding itself (checked above).
     model.load_state_dict({n: t.float() for n, t in state.items()}, strict=False)
     return model.eval()
+
+
+def export_with_tokenizer(
+    model: MiniMindForCausalLM, folder: str | Path, tokenizer: Any | None = None
+) -> Path:
+    """`export_llama` plus the tokenizer files and a generation config, when there is a BPE
+    tokenizer, so `AutoTokenizer` and `LlamaForCausalLM.generate` work from the folder."""
+    folder = export_llama(model, folder)
+    if tokenizer is None:
+        return folder
+    from minimind.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+    tokenizer.save(folder)
+    ids = {"bos_token_id": BOS_ID, "eos_token_id": EOS_ID, "pad_token_id": PAD_ID}
+    config = json.loads((folder / CONFIG_NAME).read_text("utf-8")) | ids
+    for name, data in ((CONFIG_NAME, config), ("generation_config.json", ids)):
+        text = json.dumps(data, indent=2) + "\n"
+        atomic_write(folder / name, lambda p, t=text: Path(p).write_text(t, encoding="utf-8"))
+    return folder

@@ -70,6 +70,18 @@ def progress_lines(lesson: Lesson, outcomes: list[Outcome],
     return lines
 
 
+def course_root(start: Path | None = None) -> Path:
+    """The checkout to report on: the nearest folder at or above `start` (default: the working
+    directory) that holds lessons/, else the checkout this package was installed from."""
+    from minimind.course.lessons import PACKAGE_ROOT
+
+    here = (start or Path.cwd()).resolve()
+    for folder in [here, *here.parents]:
+        if (folder / "lessons").is_dir():
+            return folder
+    return PACKAGE_ROOT
+
+
 def run_progress(root: Path, impl: str | None = None) -> int:
     """`minimind progress`: run only the exercise tests and print the summary's progress part."""
     tests = sorted(str(p.relative_to(root)) for p in (root / "lessons").glob("*/test_exercises.py"))

@@ -20,6 +20,6 @@ from minimind.lab.training import (
 
 __all__ = [
     "BarFigure", "Comparison", "HeatmapFigure", "LineFigure", "Panels", "Run", "Table",
-    "TrainSettings", "compare", "fit", "lm_loss", "loss_curves", "lr_at", "nudge_weights", "perturbation",
-    "run_parallel", "threads", "train_lm",
+    "TrainSettings", "compare", "fit", "lm_loss", "loss_curves", "lr_at", "nudge_weights",
+    "perturbation", "run_parallel", "threads", "train_lm",
 ]
