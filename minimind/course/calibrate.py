@@ -49,7 +49,9 @@ def run_one(paths: list[str], seed: int, perturb: bool, root: Path,
             plots: Path | None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "outcomes.json"
-        cmd = [sys.executable, "-m", "pytest", *paths, "-m", "claim", "--solutions", "-q",
+        # The figure run also runs the benchmarks, whose figures live in the same folders.
+        marker = "claim" if plots is None else "claim or benchmark"
+        cmd = [sys.executable, "-m", "pytest", *paths, "-m", marker, "--solutions", "-q",
                "-p", "no:cacheprovider", "--seed", str(seed), "--outcomes-json", str(out)]
         if perturb:
             cmd.append("--perturb")
@@ -107,7 +109,8 @@ def margin_table(measured: dict, seeds: list[int], modes: list[bool]) -> str:
         every = [v for p in m.values for v in m.values[p]]
         value, margin = m.closest()
         claim = m.claim.removeprefix("test_").replace("_", " ")
-        lines.append(f"| {claim} | {m.label} | {m.op} {fmt(m.threshold)} | "
+        label = m.label.replace("|", "\\|")  # a bar would end the Markdown cell
+        lines.append(f"| {claim} | {label} | {m.op} {fmt(m.threshold)} | "
                      f"{fmt(min(every))} .. {fmt(max(every))} | {fmt(value)} | {margin:+.0%} |")
     return "\n".join(lines)
 

@@ -38,18 +38,41 @@ def _close(a: Tensor, b: Tensor, atol: float, rtol: float) -> bool:
         a.detach().double(), b.detach().double(), atol=atol, rtol=rtol, equal_nan=True).all())
 
 
+def _as_tensor(value: Any) -> Any:
+    """A Python number as a float64 scalar tensor (exercises may return a float); else as is."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return torch.tensor(float(value), dtype=torch.float64)
+    return value
+
+
+def _item_of(result: Any, found: Any) -> int | None:
+    """The index of `found` in a tuple `result` (an exercise returning (cos, sin)), else None."""
+    if isinstance(result, tuple):
+        for i, item in enumerate(result):
+            if item is found:
+                return i
+    return None
+
+
 def _call_that_returned(found: Any) -> Call | None:
+    """The exercise call whose result is `found`, or whose tuple result holds `found`."""
     for call in reversed(CALLS.get() or []):
-        if call.result is found:
+        if call.result is found or _item_of(call.result, found) is not None:
             return call
     return None
 
 
-def matching_mistake(found: Tensor, atol: float, rtol: float) -> Mistake | None:
-    """The known wrong version that, given the learner's inputs, returns the learner's output."""
-    call = _call_that_returned(found)
+def matching_mistake(found: Tensor, atol: float, rtol: float,
+                     returned: Any = None) -> Mistake | None:
+    """The known wrong version that, given the learner's inputs, returns the learner's output.
+
+    `returned` is the object the learner's function returned when `found` is its tensor form
+    (a float made a tensor); an item of a tuple result is matched against the same item."""
+    returned = found if returned is None else returned
+    call = _call_that_returned(returned)
     if call is None:
         return None
+    index = None if call.result is returned else _item_of(call.result, returned)
     for candidate in KNOWN_MISTAKES.get(call.name, []):
         args, kwargs = snapshot((call.args, call.kwargs))
         try:
@@ -57,6 +80,11 @@ def matching_mistake(found: Tensor, atol: float, rtol: float) -> Mistake | None:
                 wrong = candidate.fn(*args, **kwargs)
         except Exception:  # a wrong version may not apply to these inputs at all
             continue
+        if index is not None:
+            if not (isinstance(wrong, tuple) and len(wrong) == len(call.result)):
+                continue
+            wrong = wrong[index]
+        wrong = _as_tensor(wrong)
         if isinstance(wrong, Tensor) and _close(found, wrong, atol, rtol):
             return candidate
     return None
@@ -93,17 +121,19 @@ def diagnose(found: Any, expected: Tensor, *, atol: float, rtol: float,
     return "\n".join(lines)
 
 
-def check_close(found: Any, expected: Tensor, *, atol: float, rtol: float, what: str = "output",
+def check_close(found: Any, expected: Any, *, atol: float, rtol: float, what: str = "output",
                 check_dtype: bool = True) -> None:
     """Assert found ~= expected; on failure raise WrongAnswer with the diagnosis."""
     __tracebackhide__ = True
+    returned = found
+    found, expected = _as_tensor(found), _as_tensor(expected)
     message = diagnose(found, expected, atol=atol, rtol=rtol, check_dtype=check_dtype)
     if message is None:
         return
-    call = _call_that_returned(found)
+    call = _call_that_returned(returned)
     head = f"{call.name} returned a wrong {what}" if call else f"the {what} is wrong"
     lines = [head + ":", *message.splitlines()]
-    known = matching_mistake(found, atol, rtol) if isinstance(found, Tensor) else None
+    known = matching_mistake(found, atol, rtol, returned) if isinstance(found, Tensor) else None
     if known is not None:
         lines += [f"this matches a known mistake: {known.description}", f"hint: {known.hint}"]
     elif call is not None:

@@ -84,6 +84,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(CoursePlugin(config), "minimind-course")
 
 
+@pytest.fixture(scope="session")
+def seed(request: pytest.FixtureRequest) -> int:
+    """The seed every claim's experiment uses (--seed N, default 0)."""
+    return request.config.getoption("--seed")
+
+
 class CoursePlugin:
     def __init__(self, config: pytest.Config):
         self.config = config
@@ -184,11 +190,6 @@ class CoursePlugin:
             self.outcomes.pop(item.nodeid, None)
 
     # --- fixtures -------------------------------------------------------------------------------
-
-    @pytest.fixture(scope="session")
-    def seed(self) -> int:
-        """The seed every claim's experiment uses (--seed N, default 0)."""
-        return self.run_seed
 
     @pytest.fixture
     def mistake(self, request: pytest.FixtureRequest) -> Mistake | None:
