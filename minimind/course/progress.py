@@ -2,13 +2,16 @@
 learner writes next. Printed in pytest's summary and by `minimind progress`."""
 from __future__ import annotations
 
+import contextlib
 import enum
+import io
 import json
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from minimind.course.lessons import Lesson
 
@@ -91,14 +94,17 @@ def run_progress(root: Path, impl: str | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "outcomes.json"
         # -p and the import mode also where no conftest.py / pyproject.toml says so (a copy)
-        cmd = [sys.executable, "-m", "pytest", *tests, "-m", "exercise", "-q",
-               "-p", "minimind.course.plugin", "--import-mode=importlib",
-               "-p", "no:cacheprovider", "--outcomes-json", str(report)]
+        args = [*tests, "-m", "exercise", "-q", "-p", "minimind.course.plugin",
+                "--import-mode=importlib", "-p", "no:cacheprovider", "--outcomes-json", str(report)]
         if impl:
-            cmd += ["--impl", str(Path(impl).resolve())]
-        proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+            args += ["--impl", str(Path(impl).resolve())]
+        # In this process: the exercise tests take a fraction of a second, a second Python
+        # with torch several.
+        output = io.StringIO()
+        with contextlib.chdir(root), contextlib.redirect_stdout(output):
+            pytest.main(args)
         if not report.exists():
-            print(proc.stdout[-3000:] + proc.stderr[-3000:])
+            print(output.getvalue()[-3000:])
             print("error: the exercise tests did not run; the output above says why",
                   file=sys.stderr)
             return 2
