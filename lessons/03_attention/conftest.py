@@ -2,7 +2,8 @@
 
 test_benchmarks.py records what it timed into `bench_results`; at the end of the run this prints
 one table (when benchmarks were enabled: `--benchmark-only` or `--benchmark-enable`) and, with
-`--plots DIR`, draws time and peak memory against sequence length.
+`--plots DIR`, draws time and peak memory against sequence length
+(DIR/03_attention/attention-benchmarks.png).
 """
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from minimind import lab
+from minimind.lab import LineFigure, Panels, Table
 
 MiB = 2**20
+LESSON = Path(__file__).parent.name
 
 
 @dataclass
@@ -43,7 +45,7 @@ def bench_results(request: pytest.FixtureRequest) -> BenchResults:
     return request.config.stash.setdefault(_RESULTS, BenchResults())
 
 
-def summary_table(results: list[BenchResult]) -> lab.Table:
+def summary_table(results: list[BenchResult]) -> Table:
     matmul = [r for r in results if r.kernel == "matmul"]
     peak_rate = max((r.flops / r.seconds for r in matmul), default=None)
     rows = []
@@ -53,7 +55,7 @@ def summary_table(results: list[BenchResult]) -> lab.Table:
                      rate * 1e9 / peak_rate if peak_rate else None,
                      r.peak_bytes / MiB if r.peak_bytes is not None else None])
     timed = all(r.timed for r in results)
-    return lab.Table(
+    return Table(
         "attention kernels vs a plain matmul, 1 thread, float32"
         + ("" if timed else " (single untimed-harness call: noisy)"),
         ["kernel", "seq (matmul: n)", "ms", "GFLOP/s", "of matmul rate", "peak MiB"], rows,
@@ -61,25 +63,22 @@ def summary_table(results: list[BenchResult]) -> lab.Table:
     )
 
 
-def draw(results: list[BenchResult], path: Path) -> Path:
-    plt = lab.pyplot()
-    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(10, 4))
+def figure(results: list[BenchResult]) -> Panels:
+    """Time and peak memory against sequence length, one curve per kernel."""
     kernels = sorted({r.kernel for r in results if r.kernel != "matmul"})
+    times, memory = {}, {}
     for name in kernels:
         rs = sorted((r for r in results if r.kernel == name), key=lambda r: r.seq)
-        ax_t.plot([r.seq for r in rs], [r.seconds * 1e3 for r in rs], "o-", label=name)
+        times[name] = ([r.seq for r in rs], [r.seconds * 1e3 for r in rs])
         mem = [r for r in rs if r.peak_bytes is not None]
         if mem:
-            ax_m.plot([r.seq for r in mem], [r.peak_bytes / MiB for r in mem], "o-", label=name)
-    for ax, label in ((ax_t, "time per call (ms)"), (ax_m, "peak allocated (MiB)")):
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xlabel("sequence length")
-        ax.set_ylabel(label)
-        ax.legend()
-    ax_t.set_title("causal attention, 8 heads x 64, 1 thread")
-    ax_m.set_title("memory above the inputs")
-    return lab.save_figure(fig, path)
+            memory[name] = ([r.seq for r in mem], [r.peak_bytes / MiB for r in mem])
+    return Panels([
+        LineFigure(times, xlabel="sequence length", ylabel="time per call (ms)",
+                   title="causal attention, 8 heads x 64, 1 thread", logx=True, logy=True),
+        LineFigure(memory, xlabel="sequence length", ylabel="peak allocated (MiB)",
+                   title="memory above the inputs", logx=True, logy=True),
+    ])
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -94,5 +93,5 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     for line in summary_table(results).render().splitlines():
         tr.write_line(f"  {line}")
     if plots:
-        path = draw(results, Path(plots).resolve() / "03-attention-benchmarks.png")
+        path = figure(results).draw(Path(plots).resolve() / LESSON / "attention-benchmarks.png")
         tr.write_line(f"  figure: {path}")

@@ -14,9 +14,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minimind import lab
-from minimind.attention import peak_allocated, scaled_dot_product_attention, tiled_attention
+from minimind.attention import scaled_dot_product_attention, tiled_attention
 from minimind.course import check_close
+from minimind.lab import threads
+from minimind.lab.measure import peak_allocated
 
 B, H, D = 1, 8, 64  # batch, heads, head dim: one layer of a small model
 SEQ_LENS = [256, 1024, 4096]
@@ -42,7 +43,7 @@ def causal_attention_flops(seq: int) -> float:
 
 def _time(benchmark, fn: Callable, rounds: int) -> tuple[float, bool]:
     """Fastest of `rounds` timed calls; a single call when benchmarks are disabled."""
-    with lab.threads(1):  # one thread: timings on a shared machine are comparable within a run
+    with threads(1):  # one thread: timings on a shared machine are comparable within a run
         start = time.perf_counter()
         benchmark.pedantic(fn, rounds=rounds, warmup_rounds=1, iterations=1)
         elapsed = time.perf_counter() - start
@@ -77,7 +78,7 @@ def test_attention_kernels_are_timed_in_one_group_per_seq_len(
     if kernel.startswith("yours"):  # not started -> reported as such; wrong -> not worth timing
         g = torch.Generator().manual_seed(1)
         q, k, v = (torch.randn(1, 2, 40, 16, generator=g) for _ in range(3))
-        try:
+        try:  # a stub raises NotStarted, which the plugin reports as "not started"
             check_close(fn(q, k, v), scaled_dot_product_attention(q, k, v), atol=1e-5, rtol=1e-5)
         except AssertionError:
             pytest.skip(f"{kernel} gives wrong answers: run `pytest -m exercise` and fix it first")
@@ -86,7 +87,7 @@ def test_attention_kernels_are_timed_in_one_group_per_seq_len(
     seconds, timed = _time(benchmark, lambda: fn(q, k, v), rounds=3 if seq >= 4096 else 5)
     peak = None
     if _wants_memory(request, benchmark):
-        with lab.threads(1):
+        with threads(1):
             peak = peak_allocated(lambda: fn(q, k, v))
     bench_results.add(kernel, seq, seconds, causal_attention_flops(seq), peak, timed)
     benchmark.extra_info.update(seq=seq, gflops=causal_attention_flops(seq) / seconds / 1e9,

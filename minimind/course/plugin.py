@@ -222,13 +222,13 @@ class CoursePlugin:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> Any:
+        """A stub met by any lesson test is "not started"; exercise tests also record their
+        calls and know their lesson's mistakes, for the diagnosis."""
         outcome = self.outcomes.get(pyfuncitem.nodeid)
-        if outcome is None or outcome.kind is not Kind.EXERCISE:
-            return (yield)
-        known = catalogue(outcome.lesson) if outcome.lesson else None
         token = CALLS.set([])
         diagnosis.KNOWN_MISTAKES.clear()
-        for m in known.mistakes if known else ():
+        known = catalogue(outcome.lesson) if outcome and outcome.lesson else None
+        for m in known.mistakes if known and outcome.kind is Kind.EXERCISE else ():
             diagnosis.KNOWN_MISTAKES.setdefault(m.exercise, []).append(m)
         try:
             return (yield)

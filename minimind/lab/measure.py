@@ -17,6 +17,13 @@ class _LargestOutput(TorchDispatchMode):
         super().__init__()
         self.largest, self.op = 0, ""
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # PyTorch otherwise wraps __torch_dispatch__ for torch.compile, importing torch._dynamo
+        # on first use (seconds of start-up for a measurement that never compiles anything).
+        # A private hook of torch 2.13, the pinned version: recheck it on an upgrade.
+        return False
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         for t in out if isinstance(out, (tuple, list)) else (out,):
