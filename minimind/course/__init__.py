@@ -6,6 +6,6 @@ and the suite's meta-tests do:
 
     from minimind.course import check_close
 """
-from minimind.course.diagnosis import check_close
+from minimind.course.diagnosis import WrongAnswer, check_close
 
-__all__ = ["check_close"]
+__all__ = ["WrongAnswer", "check_close"]
