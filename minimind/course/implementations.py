@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from minimind.course.lessons import Lesson, SourceProblem, display_path, function_lines
+from minimind.course.mistakes import Mistake
 
 NOT_STARTED = "not started"
 
@@ -53,12 +54,12 @@ class Call:
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     result: Any
+    mistakes: list[Mistake]  # the known wrong versions of this exercise
 
 
-# The calls of the test now running (set by the plugin around each exercise test) and the stack
-# of exercise functions executing right now (read by the time-out handler to name the culprit).
+# The calls of the test now running: set by the plugin around each lesson test, read by the
+# diagnosis (check_close is a plain function the tests call, handed nothing else).
 CALLS: contextvars.ContextVar[list[Call] | None] = contextvars.ContextVar("calls", default=None)
-RUNNING: list[str] = []
 
 
 def snapshot(value: Any) -> Any:
@@ -104,6 +105,8 @@ class Implementation:
     problem: SourceProblem | None = None  # set when that file does not import
     overrides: dict[str, Callable[..., Any]] = field(default_factory=dict)
     root: Path | None = None  # paths in messages are shown relative to it
+    known: tuple[Mistake, ...] = ()  # the lesson's catalogued wrong versions, for the diagnosis
+    running: list[str] = field(default_factory=list)  # exercise functions executing now
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_") or name not in self.lesson.exercises:
@@ -134,7 +137,7 @@ class Implementation:
     def _guard(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
             before = snapshot((args, kwargs))
-            RUNNING.append(name)
+            self.running.append(name)
             try:
                 result = fn(*args, **kwargs)
             except NotImplementedError as err:
@@ -142,8 +145,8 @@ class Implementation:
                     raise NotStarted(f"{NOT_STARTED}: write {name} at {self.where(name)}") from None
                 raise
             finally:
-                if RUNNING:
-                    RUNNING.pop()
+                if self.running:
+                    self.running.pop()
             changed = [arg for arg, b, a in zip(_argument_names(fn, args, kwargs),
                                                 [*before[0], *before[1].values()],
                                                 [*args, *kwargs.values()]) if _changed(b, a)]
@@ -155,7 +158,8 @@ class Implementation:
                 )
             log = CALLS.get()
             if log is not None:
-                log.append(Call(name, before[0], before[1], result))
+                log.append(Call(name, before[0], before[1], result,
+                                [m for m in self.known if m.exercise == name]))
             return result
 
         call.__name__ = name
@@ -201,14 +205,16 @@ def _import_problem(path: Path, err: BaseException) -> SourceProblem:
 
 
 def resolve(lesson: Lesson, mode: Mode, impl_file: Path | None = None,
-            root: Path | None = None) -> Implementation:
+            root: Path | None = None, known: tuple[Mistake, ...] = ()) -> Implementation:
     if mode in (Mode.SOLUTIONS, Mode.MISTAKE):
-        return Implementation(lesson, mode, importlib.import_module(lesson.reference), root=root)
+        return Implementation(lesson, mode, importlib.import_module(lesson.reference), root=root,
+                              known=known)
     path = (lesson.exercises_file if mode is Mode.LEARNER else impl_file)
     assert path is not None
     path = path.resolve()
     try:
         module = import_file(path, f"_course_{mode.value}_{lesson.name}")
     except Exception as err:  # whatever the learner's file does at import, report it clearly
-        return Implementation(lesson, mode, None, path, _import_problem(path, err), root=root)
-    return Implementation(lesson, mode, module, path, root=root)
+        return Implementation(lesson, mode, None, path, _import_problem(path, err), root=root,
+                              known=known)
+    return Implementation(lesson, mode, module, path, root=root, known=known)

@@ -25,7 +25,6 @@ from minimind.course import diagnosis
 from minimind.course.claims import ClaimFailed, ClaimRecord
 from minimind.course.implementations import (
     CALLS,
-    RUNNING,
     Implementation,
     InputModified,
     Mode,
@@ -33,7 +32,7 @@ from minimind.course.implementations import (
     resolve,
 )
 from minimind.course.lessons import Lesson, SourceProblem, lesson_folder_of
-from minimind.course.mistakes import Mistake, catalogue
+from minimind.course.mistakes import Catalogue, Mistake, catalogue
 from minimind.course.progress import Kind, Outcome, Status, exercise_status, progress_lines
 
 EXERCISE_TIME_LIMIT = 10.0  # seconds; an exercise test takes well under one
@@ -138,10 +137,15 @@ class CoursePlugin:
             self.lessons[folder.name] = Lesson(folder, known.reference, known.exercises)
         return self.lessons[folder.name]
 
+    def catalogue_of(self, lesson: Lesson) -> Catalogue:
+        known = catalogue(lesson.name)
+        assert known is not None  # lesson_of refuses lessons without one
+        return known
+
     def implementation(self, lesson: Lesson) -> Implementation:
         if lesson.name not in self.implementations:
-            self.implementations[lesson.name] = resolve(lesson, self.mode, self.impl_file,
-                                                        self.root)
+            self.implementations[lesson.name] = resolve(
+                lesson, self.mode, self.impl_file, self.root, self.catalogue_of(lesson).mistakes)
         return self.implementations[lesson.name]
 
     # --- collection -----------------------------------------------------------------------------
@@ -204,7 +208,8 @@ class CoursePlugin:
         if lesson is None:
             raise pytest.UsageError(f"{request.node.nodeid}: `impl` is only for lesson tests")
         if mistake is not None:
-            reference = resolve(lesson, Mode.MISTAKE, root=self.root)
+            reference = resolve(lesson, Mode.MISTAKE, root=self.root,
+                                known=self.catalogue_of(lesson).mistakes)
             reference.overrides = {mistake.exercise: mistake.fn}
             return reference
         return self.implementation(lesson)
@@ -222,14 +227,9 @@ class CoursePlugin:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> Any:
-        """A stub met by any lesson test is "not started"; exercise tests also record their
-        calls and know their lesson's mistakes, for the diagnosis."""
-        outcome = self.outcomes.get(pyfuncitem.nodeid)
+        """A stub met by any lesson test is "not started"; calls to exercise functions are
+        recorded for the diagnosis."""
         token = CALLS.set([])
-        diagnosis.KNOWN_MISTAKES.clear()
-        known = catalogue(outcome.lesson) if outcome and outcome.lesson else None
-        for m in known.mistakes if known and outcome.kind is Kind.EXERCISE else ():
-            diagnosis.KNOWN_MISTAKES.setdefault(m.exercise, []).append(m)
         try:
             return (yield)
         except NotStarted as err:
@@ -248,8 +248,8 @@ class CoursePlugin:
 
         def handler(signum: int, frame: Any) -> None:
             __tracebackhide__ = True
-            running = RUNNING[-1] if RUNNING else None
             impl = self.implementations.get(outcome.lesson or "")
+            running = impl.running[-1] if impl and impl.running else None
             where = f" ({impl.where(running)})" if running and impl else ""
             who = f"{running}{where}" if running else "the test"
             pytest.fail(f"{who} did not return within the {limit:g} s limit: an endless loop?",

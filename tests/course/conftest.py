@@ -7,8 +7,13 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+import torch._dynamo  # noqa: F401
 
 from minimind.course.lessons import PACKAGE_ROOT, pristine_stub
+
+# pytester's in-process runs drop every module a run imported. torch imports torch._dynamo
+# lazily (torch.manual_seed can), and a second import of it re-registers operator libraries and
+# fails; importing it once here, before any run, keeps it loaded across runs.
 
 LESSONS = PACKAGE_ROOT / "lessons"
 
