@@ -6,7 +6,6 @@ seed, `--plots DIR` for the figures.
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import pytest
@@ -42,6 +41,7 @@ def recall_accuracy(
     with lab.threads(1):
         torch.manual_seed(seed)
         ffn = FeedForward(config)
+        lab.nudge_weights(ffn)  # so --perturb reaches this loop too (lab.fit nudges its own)
         opt = torch.optim.Adam(ffn.parameters(), lr=lr)
         for step in range(steps):
             for group in opt.param_groups:
@@ -76,46 +76,35 @@ def memory_capacity(width: int, seed: int) -> tuple[int, dict[int, float]]:
 
 @pytest.mark.claim
 @pytest.mark.slow
-def test_ffn_memorises_key_value_pairs_in_proportion_to_its_width(seed, report):
+def test_ffn_memorises_key_value_pairs_in_proportion_to_its_width(seed, claim):
     """An FFN alone stores random key->value pairs; doubling its width about doubles how many."""
     results = {w: memory_capacity(w, seed) for w in MEMORY_WIDTHS}
     caps = {w: results[w][0] for w in MEMORY_WIDTHS}
     slope = sum(w * c for w, c in caps.items()) / sum(w * w for w in caps)  # fit c = slope * w
     rows = [[w, 3 * KEY_DIM * w, caps[w], caps[w] / w, slope * w] for w in MEMORY_WIDTHS]
-    report.table(lab.Table(
+    claim.table(lab.Table(
         f"pairs stored at >= {STORED:.0%} recall by a SwiGLU FFN alone (seed {seed})",
         ["hidden width", "FFN params", "pairs stored", "pairs / unit", "line through 0"], rows,
         note=f"keys in R^{KEY_DIM} and {N_VALUES} value classes, both frozen and random; "
              f"only the FFN trains (400 full-batch Adam steps)"))
-
-    def draw(path):
-        plt = lab.pyplot()
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-        for w, (_, tried) in results.items():
-            ns = sorted(tried)
-            ax1.plot(ns, [tried[n] for n in ns], "o-", label=f"width {w}")
-        ax1.axhline(STORED, color="gray", ls=":")
-        ax1.set_xlabel("pairs to store N")
-        ax1.set_ylabel("recall accuracy")
-        ax1.set_title("recall vs number of pairs")
-        ax1.legend()
-        ws = list(caps)
-        ax2.plot(ws, [caps[w] for w in ws], "o", label="measured capacity")
-        ax2.plot([0, ws[-1]], [0, slope * ws[-1]], "--", label=f"{slope:.0f} pairs per unit")
-        ax2.set_xlabel("FFN hidden width")
-        ax2.set_ylabel(f"pairs stored at >= {STORED:.0%}")
-        ax2.set_title(f"capacity grows with width (seed {seed})")
-        ax2.legend()
-        lab.save_figure(fig, path)
-
-    report.figure("ffn_memory_capacity", draw)
+    recall = lab.LineFigure(
+        {f"width {w}": (sorted(tried), [tried[n] for n in sorted(tried)])
+         for w, (_, tried) in results.items()},
+        xlabel="pairs to store N", ylabel="recall accuracy", title="recall vs number of pairs",
+        hline=(STORED, f"{STORED:.0%}"))
     widths = list(MEMORY_WIDTHS)
+    capacity = lab.LineFigure(
+        {"measured capacity": (widths, [caps[w] for w in widths]),
+         f"{slope:.0f} pairs per unit": ([0, widths[-1]], [0, slope * widths[-1]])},
+        xlabel="FFN hidden width", ylabel=f"pairs stored at >= {STORED:.0%}",
+        title=f"capacity grows with width (seed {seed})")
+    claim.figure("ffn-memory-capacity", lab.Panels([recall, capacity]))
     assert all(0 < caps[w] < 48 * w for w in widths), f"capacity off the searched grid: {caps}"
     for small, big in zip(widths, widths[1:]):
+        # A capacity that did not grow with width measures a ratio of about 1.
         ratio = caps[big] / caps[small]
-        assert ratio >= 1.5 and ratio <= 3.0, (
-            f"doubling width {small}->{big} multiplied capacity by {ratio:.2f}, not about 2")
-
+        claim.check(f"capacity at width {big} / at width {small}, from below", ratio, ">", 1.5)
+        claim.check(f"capacity at width {big} / at width {small}, from above", ratio, "<", 3.0)
 
 
 # --- claims 2-4: the FFN inside the model, on Shakespeare ---------------------------------------
@@ -139,8 +128,8 @@ def shakespeare_config(name: str) -> ModelConfig:
     return preset("char-small", vocab_size=corpus.vocab_size).replace(**VARIANTS[name])
 
 
-@functools.lru_cache(maxsize=None)
-def shakespeare_runs(seed: int) -> lab.Comparison:
+@pytest.fixture(scope="module")
+def shakespeare(seed: int) -> lab.Comparison:
     """Every variant trained once per seed, in parallel; the claims that compare them share it."""
     corpus = load_corpus()
     base = preset("char-small", vocab_size=corpus.vocab_size)
@@ -150,22 +139,16 @@ def shakespeare_runs(seed: int) -> lab.Comparison:
     return runs
 
 
-def shakespeare_run(name: str, seed: int) -> lab.Run:
-    return shakespeare_runs(seed)[name]
-
-
-def shakespeare_table(names: list[str], seed: int, title: str, note: str = "") -> lab.Table:
-    rows = [[n, count_parameters(shakespeare_config(n)), shakespeare_run(n, seed).final_loss,
-             shakespeare_run(n, seed).val_loss] for n in names]
-    return lab.Table(f"{title} (seed {seed}, {SHAKESPEARE.steps} steps)",
+def shakespeare_table(runs: lab.Comparison, names: list[str], title: str,
+                      note: str = "") -> lab.Table:
+    rows = [[n, count_parameters(shakespeare_config(n)), runs[n].final_loss, runs[n].val_loss]
+            for n in names]
+    return lab.Table(f"{title} (seed {runs.seed}, {SHAKESPEARE.steps} steps)",
                      ["variant", "params", "final train loss", "val loss"], rows, note=note)
 
 
-def draw_curves(names: list[str], seed: int, title: str):
-    def draw(path):
-        runs = lab.Comparison({n: shakespeare_run(n, seed) for n in names}, seed)
-        runs.plot(path, title=title)
-    return draw
+def shakespeare_curves(runs: lab.Comparison, names: list[str], title: str) -> lab.LineFigure:
+    return lab.loss_curves({n: runs[n] for n in names}, f"{title} (seed {runs.seed})")
 
 
 @pytest.mark.claim
@@ -189,46 +172,50 @@ def test_swiglu_at_8_thirds_width_has_the_parameters_of_a_4x_gelu_mlp(seed):
 
 @pytest.mark.claim
 @pytest.mark.slow
-def test_removing_the_ffn_costs_loss_even_with_parameters_matched_by_width(seed, report):
+def test_removing_the_ffn_costs_loss_even_with_parameters_matched_by_width(shakespeare, claim):
     """The same model with its FFNs removed and its width raised to keep the parameter count
     reaches a worse validation loss after the same 250 steps (by more than 0.03 nats)."""
     names = [SWIGLU, NO_FFN]
-    report.table(shakespeare_table(names, seed, "FFN vs attention only"))
-    report.figure("ffn_vs_no_ffn", draw_curves(names, seed, "FFN vs attention only"))
-    with_ffn, without = shakespeare_run(SWIGLU, seed), shakespeare_run(NO_FFN, seed)
+    claim.table(shakespeare_table(shakespeare, names, "FFN vs attention only"))
+    claim.figure("ffn-vs-no-ffn", shakespeare_curves(shakespeare, names, "FFN vs attention only"))
     assert count_parameters(shakespeare_config(NO_FFN)) >= count_parameters(
         shakespeare_config(SWIGLU)), "the attention-only model must not have fewer parameters"
-    assert without.val_loss > with_ffn.val_loss + 0.03, (
-        f"no-FFN val loss {without.val_loss:.3f} vs with FFN {with_ffn.val_loss:.3f}")
+    # If the FFN were worth no more than its parameters spent on width, the gap would be ~0.
+    claim.check("no-FFN minus SwiGLU val loss",
+                shakespeare[NO_FFN].val_loss - shakespeare[SWIGLU].val_loss, ">", 0.03)
 
 
 @pytest.mark.claim
 @pytest.mark.slow
-def test_narrow_ffn_is_not_the_bottleneck_in_a_short_shakespeare_run(seed, report):
+def test_narrow_ffn_is_not_the_bottleneck_in_a_short_shakespeare_run(shakespeare, claim):
     """Shrinking the FFN to a quarter of the model width (16) does not cost 0.05 nats of loss
     after 250 steps: this short run is not capacity-limited, so expansion cannot show."""
     names = [SWIGLU, NARROW]
-    report.table(shakespeare_table(
-        names, seed, "FFN width at a fixed step budget",
+    claim.table(shakespeare_table(
+        shakespeare, names, "FFN width at a fixed step budget",
         note="capacity, not speed, is what width buys: see the memory-capacity claim"))
-    gap = shakespeare_run(NARROW, seed).val_loss - shakespeare_run(SWIGLU, seed).val_loss
-    assert gap < 0.05, f"width 16 is {gap:.3f} nats worse than width 170"
+    # A run limited by the FFN's width would put the narrow FFN well above the wide one.
+    claim.check("width-16 minus width-170 val loss",
+                shakespeare[NARROW].val_loss - shakespeare[SWIGLU].val_loss, "<", 0.05)
 
 
 @pytest.mark.claim
 @pytest.mark.slow
-def test_swiglu_gelu_and_relu_are_within_a_tenth_of_a_nat_at_equal_parameters(seed, report):
+def test_swiglu_gelu_and_relu_are_within_a_tenth_of_a_nat_at_equal_parameters(shakespeare, claim):
     """At equal parameters (width 170 with three matrices vs 256 with two) SwiGLU's validation
     loss after 250 steps is within 0.1 nats of GELU's and of ReLU's: no ordering is resolved."""
     names = [SWIGLU, GELU, RELU]
-    report.table(shakespeare_table(
-        names, seed, "SwiGLU vs GELU vs ReLU at equal parameters",
+    claim.table(shakespeare_table(
+        shakespeare, names, "SwiGLU vs GELU vs ReLU at equal parameters",
         note="the sign of SwiGLU - GELU and SwiGLU - ReLU changes from seed to seed"))
-    report.figure("swiglu_gelu_relu", draw_curves(names, seed, "SwiGLU vs GELU vs ReLU"))
-    swiglu_val = shakespeare_run(SWIGLU, seed).val_loss
+    claim.figure("swiglu-gelu-relu",
+                 shakespeare_curves(shakespeare, names, "SwiGLU vs GELU vs ReLU"))
     for other in (GELU, RELU):
-        gap = swiglu_val - shakespeare_run(other, seed).val_loss
-        assert abs(gap) < 0.1, f"SwiGLU - {other}: {gap:+.3f} nats"
+        gap = shakespeare[SWIGLU].val_loss - shakespeare[other].val_loss
+        label = f"SwiGLU minus {other.split(',')[0]} val loss"
+        claim.check(f"{label}, from above", gap, "<", 0.1)
+        claim.check(f"{label}, from below", gap, ">", -0.1)
+
 
 # --- mixture of experts: top-k routing and the load-balancing loss -----------------------------
 
@@ -291,7 +278,14 @@ def test_model_adds_the_moe_aux_loss_to_its_training_loss(seed):
     assert model.eval()(ids, ids).aux_loss.item() == 0.0
 
 
+# Router collapse: one MoE layer of 16 small experts (width 16 each: the 256 hidden units of four
+# width-64 experts), top-1, no shared expert. With four experts the collapse was a coin toss on
+# how the busiest expert is measured (0.47-0.73 of the tokens over seeds and CPUs); sixteen
+# experts starve many of them on every seed.
+N_EXPERTS, EXPERT_WIDTH = 16, 16
+STARVED = 1 / (4 * N_EXPERTS)  # an expert "gets almost no tokens" below a quarter of its share
 MOE_SETTINGS = lab.TrainSettings(steps=200, lr=1e-2, batch_size=16, seq_len=32)
+ALPHAS = {"no aux loss": 0.0, "aux loss 0.1": 0.1}
 
 
 def expert_load(model: MiniMindForCausalLM, n_experts: int, seed: int) -> torch.Tensor:
@@ -313,46 +307,47 @@ def effective_experts(load: torch.Tensor) -> float:
     return math.exp(-(p * p.log()).sum().item())
 
 
+def starved_share(load: torch.Tensor) -> float:
+    """Share of the experts that receive less than a quarter of an even share of the tokens."""
+    return (load < STARVED).float().mean().item()
+
+
+def busiest_quarter_share(load: torch.Tensor) -> float:
+    """Share of the tokens the busiest quarter of the experts receive (1/4 when even)."""
+    return load.sort(descending=True).values[: max(len(load) // 4, 1)].sum().item()
+
+
 @pytest.mark.claim
-def test_without_aux_loss_router_collapses_and_with_it_load_spreads(seed, report):
-    """Trained without the load-balancing loss the router sends most tokens to one expert; the
-    same model and data with the aux loss spread tokens almost evenly across the experts."""
+def test_without_aux_loss_router_collapses_and_with_it_load_spreads(seed, claim):
+    """Trained without the load-balancing loss the router starves many of its 16 experts and
+    sends most tokens to a few; the same model and data with the aux loss spread the tokens."""
     corpus = load_corpus()
-    E = 4
+    E = N_EXPERTS
     base = preset("char-small", vocab_size=corpus.vocab_size, num_hidden_layers=1,
-                  intermediate_size=64, use_moe=True, n_routed_experts=E,
+                  intermediate_size=EXPERT_WIDTH, use_moe=True, n_routed_experts=E,
                   num_experts_per_tok=1, n_shared_experts=0)
-    alphas = {"no aux loss": 0.0, "aux loss 0.1": 0.1}
-    runs = lab.compare(base, {name: dict(aux_loss_alpha=a) for name, a in alphas.items()},
+    runs = lab.compare(base, {name: dict(aux_loss_alpha=a) for name, a in ALPHAS.items()},
                        MOE_SETTINGS, seed=seed, corpus=corpus).runs
-    loads = {name: expert_load(runs[name].model, E, seed)[0] for name in alphas}
-    rows = [[name, *[f"{v:.2f}" for v in loads[name].tolist()], loads[name].max().item(),
-             effective_experts(loads[name]), runs[name].val_loss] for name in alphas]
-    report.table(lab.Table(
-        f"share of tokens per expert, top-1 of {E} experts (seed {seed})",
-        ["router", *[f"expert {i}" for i in range(E)], "busiest", "effective experts",
-         "val loss"], rows,
-        note=f"char-small, 1 layer, {MOE_SETTINGS.steps} steps; even load is 0.25 each, "
-             f"{E} effective experts"))
-
-    def draw(path):
-        plt = lab.pyplot()
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        width = 0.38
-        for j, name in enumerate(alphas):
-            ax.bar([i + (j - 0.5) * width for i in range(E)], loads[name].tolist(), width,
-                   label=name)
-        ax.axhline(1 / E, color="gray", ls=":", label="even load")
-        ax.set_xticks(range(E), [f"expert {i}" for i in range(E)])
-        ax.set_ylabel("share of tokens")
-        ax.set_title(f"router load after {MOE_SETTINGS.steps} steps (seed {seed})")
-        ax.legend()
-        lab.save_figure(fig, path)
-
-    report.figure("moe_expert_load", draw)
+    loads = {name: expert_load(runs[name].model, E, seed)[0] for name in ALPHAS}
+    rows = [[name, starved_share(load), busiest_quarter_share(load), load.max().item(),
+             effective_experts(load), runs[name].val_loss] for name, load in loads.items()]
+    claim.table(lab.Table(
+        f"router load, top-1 of {E} experts (seed {seed})",
+        ["router", f"experts starved (< 1/{round(1 / STARVED)})", "busiest quarter's share",
+         "busiest", "effective experts", "val loss"], rows,
+        note=f"char-small, 1 MoE layer of {E} experts of width {EXPERT_WIDTH}, "
+             f"{MOE_SETTINGS.steps} steps; an even load starves none, gives the busiest "
+             f"quarter 0.25 and {E} effective experts"))
+    claim.figure("moe-expert-load", lab.BarFigure(
+        [str(i) for i in range(E)], {name: load.tolist() for name, load in loads.items()},
+        ylabel="share of tokens", hline=(1 / E, "even load"),
+        title=f"tokens per expert after {MOE_SETTINGS.steps} steps (seed {seed})"))
     off, on = loads["no aux loss"], loads["aux loss 0.1"]
-    assert off.max() >= 0.5, f"without aux loss no expert took half the tokens: {off.tolist()}"
-    assert on.max() <= 0.4, f"with aux loss one expert still took {on.max():.2f}: {on.tolist()}"
-    assert effective_experts(on) >= effective_experts(off) + 0.75
-    assert runs["aux loss 0.1"].val_loss <= runs["no aux loss"].val_loss + 0.1, (
-        "balancing cost more than 0.1 nats of validation loss")
+    # An evenly loaded router starves no expert (0) and gives the busiest quarter 0.25; over
+    # seeds 0..19 (plain and perturbed) the collapsed one starved 5 to 13 of the 16 and gave the
+    # busiest quarter 0.62 to 1. Each threshold sits about midway.
+    claim.check("no aux loss: share of experts starved", starved_share(off), ">", 1 / 8)
+    claim.check("no aux loss: busiest quarter's share of tokens", busiest_quarter_share(off),
+                ">", 0.4)
+    # A router that collapsed as without the aux loss measures about 3 to 6 effective experts.
+    claim.check("aux loss 0.1: effective experts (of 16)", effective_experts(on), ">", E / 2)

@@ -3,12 +3,12 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
 from minimind.config import ModelConfig
 from minimind.course import check_close
+from minimind.course.mistakes import catalogue
 from minimind.ffn import FeedForward, intermediate_size, silu, swiglu
 
 ATOL, RTOL = 1e-5, 1e-5
@@ -24,15 +24,7 @@ def _grid() -> torch.Tensor:
 def test_silu_is_x_times_sigmoid_of_x(impl):
     """silu(x) equals x * sigmoid(x) elementwise."""
     x = _grid()
-    mistakes = {
-        "sigmoid(x) alone (forgot to multiply by x)": torch.sigmoid(x),
-        "x * sigmoid(-x) (sign flipped inside the sigmoid)": x * torch.sigmoid(-x),
-        "GELU, a different smooth ReLU": F.gelu(x),
-        "ReLU": F.relu(x),
-        "x * tanh(x)": x * torch.tanh(x),
-    }
-    check_close(impl.silu(x), silu(x), atol=ATOL, rtol=RTOL, mistakes=mistakes,
-                hint="silu(x) = x * torch.sigmoid(x); silu(-1) is about -0.269")
+    check_close(impl.silu(x), silu(x), atol=ATOL, rtol=RTOL)
 
 
 @pytest.mark.exercise("silu")
@@ -41,7 +33,7 @@ def test_silu_dips_below_zero_with_minimum_near_minus_1_28(impl):
     x = torch.linspace(-3, 0, 3001)
     y = impl.silu(x)
     check_close(y.min().reshape(1), torch.tensor([-0.27846]), atol=1e-4, rtol=0,
-                what="minimum of silu on [-3, 0]", hint="silu(x) = x * sigmoid(x)")
+                what="minimum of silu on [-3, 0]")
     check_close(x[y.argmin()].reshape(1), torch.tensor([-1.2785]), atol=2e-3, rtol=0,
                 what="where silu is smallest")
 
@@ -50,11 +42,9 @@ def test_silu_dips_below_zero_with_minimum_near_minus_1_28(impl):
 def test_silu_is_finite_at_extreme_inputs(impl):
     """silu(+-1e4) is +-1e4 and 0 (no NaN from exp overflowing), and keeps shape and dtype."""
     x = torch.tensor([[-1e4, -100.0, 0.0], [100.0, 1e4, -0.0]])
-    check_close(impl.silu(x), silu(x), atol=1e-6, rtol=1e-6,
-                hint="exp(x) / (1 + exp(x)) is inf / inf = NaN for x = 1e4; use torch.sigmoid")
+    check_close(impl.silu(x), silu(x), atol=1e-6, rtol=1e-6)
     half = _grid().to(torch.bfloat16)
-    check_close(impl.silu(half), silu(half), atol=0, rtol=1e-2,
-                hint="keep the input's dtype: compute with torch ops on x itself")
+    check_close(impl.silu(half), silu(half), atol=0, rtol=1e-2)
 
 
 def _ffn_weights(C: int, H: int, seed: int) -> tuple[torch.Tensor, ...]:
@@ -66,25 +56,11 @@ def _ffn_weights(C: int, H: int, seed: int) -> tuple[torch.Tensor, ...]:
     return x, w_gate, w_up, w_down
 
 
-def _swiglu_mistakes(x, wg, wu, wd) -> dict[str, torch.Tensor]:
-    gate, up = x @ wg.T, x @ wu.T
-    return {
-        "silu applied to the up projection instead of the gate": (gate * silu(up)) @ wd.T,
-        "silu applied after the product": silu(gate * up) @ wd.T,
-        "no activation at all (a bilinear layer)": (gate * up) @ wd.T,
-        "sigmoid gate (the original GLU) instead of silu": (torch.sigmoid(gate) * up) @ wd.T,
-        "GELU gate (GEGLU) instead of silu": (F.gelu(gate) * up) @ wd.T,
-        "silu on both projections": (silu(gate) * silu(up)) @ wd.T,
-    }
-
-
 @pytest.mark.exercise("swiglu")
 def test_swiglu_is_down_of_silu_gate_times_up(impl):
     """swiglu(x) equals down(silu(x @ w_gate.T) * (x @ w_up.T)) for a non-square FFN."""
     x, wg, wu, wd = _ffn_weights(C=12, H=32, seed=1)
-    check_close(impl.swiglu(x, wg, wu, wd), swiglu(x, wg, wu, wd), atol=ATOL, rtol=RTOL,
-                mistakes=_swiglu_mistakes(x, wg, wu, wd),
-                hint="weights are (out, in): gate(x) = x @ w_gate.T; only the gate gets silu")
+    check_close(impl.swiglu(x, wg, wu, wd), swiglu(x, wg, wu, wd), atol=ATOL, rtol=RTOL)
 
 
 @pytest.mark.exercise("swiglu")
@@ -96,9 +72,7 @@ def test_swiglu_equals_minimind_feedforward_module(impl):
     x = torch.randn(3, 7, 16, generator=torch.Generator().manual_seed(3))
     w = (ffn.gate_proj.weight, ffn.up_proj.weight, ffn.down_proj.weight)
     with torch.no_grad():
-        check_close(impl.swiglu(x, *w), ffn(x), atol=ATOL, rtol=RTOL,
-                    mistakes=_swiglu_mistakes(x, *w),
-                    hint="swiglu(x, gate_proj.weight, up_proj.weight, down_proj.weight)")
+        check_close(impl.swiglu(x, *w), ffn(x), atol=ATOL, rtol=RTOL)
 
 
 @pytest.mark.exercise("swiglu")
@@ -106,9 +80,7 @@ def test_swiglu_with_zero_gate_weights_outputs_zero(impl):
     """A zero gate closes every unit: silu(0) = 0, so the output is exactly zero."""
     x, wg, wu, wd = _ffn_weights(C=8, H=24, seed=4)
     out = impl.swiglu(x, torch.zeros_like(wg), wu, wd)
-    check_close(out, torch.zeros(2, 5, 8), atol=1e-7, rtol=0,
-                hint="the gate multiplies the up projection; a closed gate (silu(0) = 0) "
-                     "passes nothing")
+    check_close(out, torch.zeros(2, 5, 8), atol=1e-7, rtol=0)
 
 
 MINIMIND_WIDTHS = {  # hidden_size -> intermediate_size, as MiniMind's configs derive them
@@ -116,25 +88,29 @@ MINIMIND_WIDTHS = {  # hidden_size -> intermediate_size, as MiniMind's configs d
 }
 
 
+def _known_width_mistake(found: object, *args: int) -> str:
+    """Every catalogued wrong version of intermediate_size that returns `found` for `args`."""
+    lines = ""
+    for known in catalogue("04_feedforward").of("intermediate_size"):
+        wrong = known.fn(*args)
+        if wrong == found and type(wrong) is type(found):
+            lines += (f"\n  this matches a known mistake: {known.description}"
+                      f"\n  hint: {known.hint}")
+    return lines
+
+
 @pytest.mark.exercise("intermediate_size")
 def test_intermediate_size_matches_minimind_widths(impl):
     """intermediate_size gives 1408 for hidden 512, 2048 for 768, and keeps exact multiples."""
     for hidden, expected in MINIMIND_WIDTHS.items():
-        raw = hidden * 8 / 3
         found = impl.intermediate_size(hidden)
         assert isinstance(found, int) and not isinstance(found, bool), (
-            f"intermediate_size({hidden}) returned {type(found).__name__}; return a Python int")
-        diagnosis = {
-            math.floor(raw / 64) * 64: "rounded DOWN to a multiple of 64; MiniMind rounds up",
-            round(raw / 64) * 64: "rounded to the NEAREST multiple of 64; MiniMind rounds up",
-            int(raw): "not rounded to a multiple of 64 at all",
-            4 * hidden: "that is the 4x rule of the classic GELU MLP, not 8/3",
-            64 * (int(raw) // 64 + 1): "added a whole multiple even when already divisible",
-        }.get(found, "")
+            f"intermediate_size({hidden}) returned {type(found).__name__}; return a Python int"
+            + _known_width_mistake(found, hidden))
         assert found == expected, (
             f"intermediate_size({hidden}) = {found}, expected {expected} "
-            f"(8/3 * {hidden} = {raw:.1f}, rounded up to a multiple of 64)"
-            + (f"\n  this matches a known mistake: {diagnosis}" if diagnosis else ""))
+            f"(8/3 * {hidden} = {hidden * 8 / 3:.1f}, rounded up to a multiple of 64)"
+            + _known_width_mistake(found, hidden))
 
 
 @pytest.mark.exercise("intermediate_size")
@@ -147,4 +123,4 @@ def test_intermediate_size_is_smallest_multiple_at_least_8_thirds_of_hidden(
     assert found == expected, (
         f"intermediate_size({hidden}, multiple_of={multiple_of}) = {found}, expected {expected}: "
         f"it must be a multiple of {multiple_of}, >= int(8 * {hidden} / 3) = {8 * hidden // 3}, "
-        f"and less than that plus {multiple_of}")
+        f"and less than that plus {multiple_of}" + _known_width_mistake(found, hidden, multiple_of))

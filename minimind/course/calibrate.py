@@ -84,7 +84,7 @@ def collect(results: list[tuple[int, bool, dict]]) -> tuple[dict, list[str]]:
         for nodeid, record in data["claims"].items():
             name = nodeid.split("::", 1)[-1]
             for c in record["checks"]:
-                key = (name, c["label"])
+                key = (name, c["label"], c["op"])  # a two-sided bound is two checks
                 m = measured.setdefault(key, Measured(nodeid, name, c["label"], c["op"],
                                                       c["threshold"]))
                 m.values[perturb].append(c["value"])
