@@ -95,7 +95,7 @@ class MoEGate(nn.Module):
         return topk_idx, topk_weight, aux, probs
 
 
-class MOEFeedForward(nn.Module):
+class MoEFeedForward(nn.Module):
     """Routed experts plus always-on shared experts; only the chosen experts run per token."""
 
     def __init__(self, config: ModelConfig):
@@ -124,7 +124,7 @@ class MOEFeedForward(nn.Module):
         return out.view(B, T, C)
 
 
-def dense_moe_reference(moe: MOEFeedForward, x: Tensor) -> Tensor:
+def dense_moe_reference(moe: MoEFeedForward, x: Tensor) -> Tensor:
     """Run every expert on every token and mask by the router's choice: slow, obviously right."""
     B, T, C = x.shape
     flat = x.reshape(B * T, C)

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from minimind.attention import Attention, KVCache
 from minimind.config import ModelConfig
-from minimind.ffn import FeedForward, MOEFeedForward
+from minimind.ffn import FeedForward, MoEFeedForward
 from minimind.norm import make_norm, post_norm_residual, pre_norm_residual
 from minimind.rope import rope_frequencies_for
 
@@ -59,7 +59,7 @@ class MiniMindBlock(nn.Module):
         if config.ffn == "none":
             self.mlp = None
         else:
-            self.mlp = MOEFeedForward(config) if config.use_moe else FeedForward(config)
+            self.mlp = MoEFeedForward(config) if config.use_moe else FeedForward(config)
 
     def _sublayer(self, x: Tensor, f: Callable[[Tensor], Tensor], norm: nn.Module) -> Tensor:
         """Lesson 01's norm placements; without residuals (lesson 05's ablation) the skip path
@@ -182,7 +182,7 @@ class MiniMindForCausalLM(nn.Module):
         logits = self.lm_head(h)  # (B, T, vocab)
         aux = sum(
             (layer.mlp.aux_loss for layer in self.model.layers
-             if isinstance(layer.mlp, MOEFeedForward)),
+             if isinstance(layer.mlp, MoEFeedForward)),
             h.new_zeros(()),
         )
         loss = None

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from minimind import lab
 from minimind.config import ModelConfig, preset
 from minimind.data import load_corpus
-from minimind.ffn import FeedForward, MOEFeedForward, dense_moe_reference, intermediate_size
+from minimind.ffn import FeedForward, MoEFeedForward, dense_moe_reference, intermediate_size
 from minimind.model import MiniMindForCausalLM, count_parameters
 
 # --- claim 1: the FFN is a key-value memory -----------------------------------------------------
@@ -233,7 +233,7 @@ def test_topk_moe_equals_dense_reference_that_runs_every_expert_and_masks(seed, 
     every expert on every token and zeroing the weights of the experts not chosen."""
     config = _moe_config(num_experts_per_tok=k, n_shared_experts=shared, norm_topk_prob=renorm)
     torch.manual_seed(seed)
-    moe = MOEFeedForward(config)
+    moe = MoEFeedForward(config)
     x = torch.randn(3, 10, 16, generator=torch.Generator().manual_seed(seed), requires_grad=True)
     routed = moe(x)
     dense = dense_moe_reference(moe, x)
@@ -253,7 +253,7 @@ def test_renormalised_topk_router_weights_sum_to_one(seed):
     sums = {}
     for renorm in (True, False):
         torch.manual_seed(seed)
-        gate = MOEFeedForward(_moe_config(norm_topk_prob=renorm)).gate
+        gate = MoEFeedForward(_moe_config(norm_topk_prob=renorm)).gate
         _, weight, _, probs = gate(x)
         sums[renorm] = weight.sum(-1)
         torch.testing.assert_close(probs.sum(-1), torch.ones(64))
