@@ -19,25 +19,13 @@ from minimind.config import ModelConfig, preset
 from minimind.data import load_corpus
 from minimind.generate import generate
 from minimind.hf import ExportError, export_llama, load_llama
-from minimind.lab import LineFigure, Panels, Table, loss_curves, nudge_weights
+from minimind.lab import LineFigure, Panels, Table, loss_curves, nudge_weights, randomize_weights
 from minimind.model import MiniMindForCausalLM, count_parameters
 
 # Logits computed two ways in float32 (cache vs recompute, MiniMind vs transformers) agree to
 # rounding, ~1e-5 for logits of a few units; a real disagreement (a wrong RoPE layout, a stale
 # cache entry) moves them by O(0.1) or more.
 SAME_LOGITS = 1e-4
-
-
-def _randomize(model: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """Random weights everywhere, norm weights included, so no part of the model is a no-op."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() == 1:
-                p.copy_(1.0 + 0.3 * torch.randn(p.shape, generator=g))
-            else:
-                p.copy_(0.15 * torch.randn(p.shape, generator=g))
-    return model.eval()
 
 
 # --- claim 1: the parameter count, and weight tying -------------------------------------------
@@ -252,7 +240,7 @@ def test_kv_cache_gives_same_tokens_and_per_token_work_stops_growing_with_prefix
 def _llama_model(seed: int, **overrides) -> MiniMindForCausalLM:
     config = preset("tiny", rope_theta=1e4, max_position_embeddings=128, **overrides)
     torch.manual_seed(seed)
-    model = _randomize(MiniMindForCausalLM(config), seed)
+    model = randomize_weights(MiniMindForCausalLM(config), seed)
     nudge_weights(model)
     return model
 
@@ -327,7 +315,7 @@ def test_transformers_llama_loads_the_export_and_gives_the_same_logits(seed, tmp
         rope_theta=5e3, rms_norm_eps=1e-6, tie_word_embeddings=False,
     )
     torch.manual_seed(seed)
-    hf = _randomize(transformers.LlamaForCausalLM(hf_config), seed)
+    hf = randomize_weights(transformers.LlamaForCausalLM(hf_config), seed)
     nudge_weights(hf)
     hf.save_pretrained(tmp_path / "from-hf")
     ours_model = load_llama(tmp_path / "from-hf")

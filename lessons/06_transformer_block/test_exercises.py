@@ -4,6 +4,7 @@ import torch
 
 from minimind.config import ModelConfig, preset
 from minimind.course import WrongAnswer, check_close
+from minimind.lab import randomize_weights
 from minimind.model import MiniMindBlock, MiniMindForCausalLM, transformer_block
 from minimind.rope import rope_frequencies_for
 
@@ -60,18 +61,6 @@ def test_transformer_block_passes_gradients_to_every_weight(impl):
     assert not unused, f"these weights got no gradient, so their module was skipped: {unused}"
 
 
-def _randomize(model: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """Random weights everywhere, norm weights included, so no part of the model is a no-op."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() == 1:
-                p.copy_(1.0 + 0.3 * torch.randn(p.shape, generator=g))
-            else:
-                p.copy_(0.15 * torch.randn(p.shape, generator=g))
-    return model.eval()
-
-
 def logits_with_block(model: MiniMindForCausalLM, block_fn, ids: torch.Tensor) -> torch.Tensor:
     """MiniMind's forward pass with every block replaced by block_fn(x, block, cos, sin)."""
     inner = model.model
@@ -88,7 +77,7 @@ def test_model_running_your_block_gives_minimind_logits(impl):
     """A 4-layer MiniMind whose blocks all run your transformer_block gives MiniMind's logits."""
     config = preset("char-small", vocab_size=81, num_hidden_layers=4, num_key_value_heads=2)
     torch.manual_seed(0)
-    model = _randomize(MiniMindForCausalLM(config), seed=0)
+    model = randomize_weights(MiniMindForCausalLM(config), seed=0)
     ids = torch.randint(0, config.vocab_size, (2, 48), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = model(ids).logits

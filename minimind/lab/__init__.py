@@ -13,6 +13,7 @@ from minimind.lab.training import (
     lr_at,
     nudge_weights,
     perturbation,
+    randomize_weights,
     run_parallel,
     threads,
     train_lm,
@@ -21,5 +22,5 @@ from minimind.lab.training import (
 __all__ = [
     "BarFigure", "Comparison", "HeatmapFigure", "LineFigure", "Panels", "Run", "Table",
     "TrainSettings", "compare", "fit", "lm_loss", "loss_curves", "lr_at", "nudge_weights",
-    "perturbation", "run_parallel", "threads", "train_lm",
+    "perturbation", "randomize_weights", "run_parallel", "threads", "train_lm",
 ]

@@ -125,6 +125,19 @@ def nudge_weights(model: nn.Module, scale: float | None = None) -> None:
             p.copy_((p.double() * (1 + scale * noise)).to(p.dtype))
 
 
+def randomize_weights(model: nn.Module, seed: int) -> nn.Module:
+    """Random weights everywhere, norm gains included (around 1), so that no part of a model is
+    a no-op when two implementations are compared on it; returns the model in eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 1:
+                p.copy_(1.0 + 0.3 * torch.randn(p.shape, generator=g))
+            else:
+                p.copy_(0.15 * torch.randn(p.shape, generator=g))
+    return model.eval()
+
+
 def fit(
     model: nn.Module,
     next_batch: Callable[[int], tuple[Tensor, Tensor]],

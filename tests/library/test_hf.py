@@ -34,19 +34,16 @@ def test_an_exported_folder_generates_the_same_text_with_transformers(tmp_path):
     assert hf_tok.decode(theirs[0]) == tok.decode(ours[0].tolist())
 
 
-def test_a_config_json_declaring_an_absurd_vocabulary_is_refused(tmp_path):
-    """vocab_size 400,000,000 in config.json is refused before any weights are allocated."""
+@pytest.mark.parametrize("vocab_size, refusal", [
+    (400_000_000, "absurdly large"),  # refused before any weights are allocated
+    (3_000_000, "model.embed_tokens.weight is"),  # plausible: caught by the meta-device shapes
+])
+def test_a_config_json_that_does_not_fit_its_weights_is_refused_naming_why(
+    tmp_path, vocab_size, refusal
+):
+    """A config.json whose vocab_size does not match the stored tensors is refused, saying why."""
     export_with_tokenizer(MiniMindForCausalLM(preset("tiny")), tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
-    (tmp_path / "config.json").write_text(json.dumps({**config, "vocab_size": 400_000_000}))
-    with pytest.raises(ExportError, match="absurdly large"):
-        load_llama(tmp_path)
-
-
-def test_a_config_json_that_does_not_fit_its_weights_says_which_tensor(tmp_path):
-    """A plausible but wrong vocab_size is caught by comparing shapes on the meta device."""
-    export_with_tokenizer(MiniMindForCausalLM(preset("tiny")), tmp_path)
-    config = json.loads((tmp_path / "config.json").read_text())
-    (tmp_path / "config.json").write_text(json.dumps({**config, "vocab_size": 3_000_000}))
-    with pytest.raises(ExportError, match="model.embed_tokens.weight is"):
+    (tmp_path / "config.json").write_text(json.dumps({**config, "vocab_size": vocab_size}))
+    with pytest.raises(ExportError, match=refusal):
         load_llama(tmp_path)
