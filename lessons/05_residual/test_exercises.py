@@ -36,20 +36,8 @@ def test_residual_stack_adds_each_layer_to_the_running_stream(impl):
     """With residual=True every layer reads the running sum and adds its output to it."""
     x, layers = _stack(0)
     with torch.no_grad():
-        expected = residual_stack(x, layers, residual=True)
-        mistakes = {
-            "skip connection taken from the stack's input once, x + f3(f2(f1(x)))":
-                x + _compose(x, layers),
-            "every layer reads the original x, x + f1(x) + f2(x) + f3(x)":
-                x + sum(f(x) for f in layers),
-            "layers applied in reverse order": residual_stack(x, layers[::-1], residual=True),
-            "skip connection dropped, f3(f2(f1(x)))": _compose(x, layers),
-            "stream replaced by the update, only the last skip kept":
-                (lambda h: h + layers[-1](h))(_compose(x, layers[:-1])),
-        }
-        check_close(impl.residual_stack(x, layers, residual=True), expected, atol=ATOL,
-                    rtol=RTOL, mistakes=mistakes,
-                    hint="loop over the layers with x = x + layer(x)")
+        check_close(impl.residual_stack(x, layers, residual=True),
+                    residual_stack(x, layers, residual=True), atol=ATOL, rtol=RTOL)
 
 
 @pytest.mark.exercise("residual_stack")
@@ -57,15 +45,8 @@ def test_residual_stack_without_residual_is_plain_composition(impl):
     """With residual=False the stack is f_L(...f_2(f_1(x))): no skip connection anywhere."""
     x, layers = _stack(1)
     with torch.no_grad():
-        mistakes = {
-            "residual flag ignored (skip connection always added)":
-                residual_stack(x, layers, residual=True),
-            "layers applied in reverse order": _compose(x, layers[::-1]),
-            "x added back once at the end": x + _compose(x, layers),
-        }
         check_close(impl.residual_stack(x, layers, residual=False), _compose(x, layers),
-                    atol=ATOL, rtol=RTOL, mistakes=mistakes,
-                    hint="with residual=False use x = layer(x)")
+                    atol=ATOL, rtol=RTOL)
 
 
 @pytest.mark.exercise("residual_stack")
@@ -74,8 +55,7 @@ def test_residual_stack_default_is_residual(impl):
     x, layers = _stack(2)
     with torch.no_grad():
         check_close(impl.residual_stack(x, layers), residual_stack(x, layers, residual=True),
-                    atol=ATOL, rtol=RTOL, mistakes={"default is residual=False":
-                                                    _compose(x, layers)})
+                    atol=ATOL, rtol=RTOL)
 
 
 @pytest.mark.parametrize("residual", [True, False])
@@ -83,8 +63,7 @@ def test_residual_stack_default_is_residual(impl):
 def test_residual_stack_of_no_layers_is_the_identity(impl, residual):
     """An empty stack returns its input unchanged, with or without residuals."""
     x, _ = _stack(3)
-    check_close(impl.residual_stack(x, [], residual=residual), x, atol=0, rtol=0,
-                hint="with no layers, return x itself")
+    check_close(impl.residual_stack(x, [], residual=residual), x, atol=0, rtol=0)
 
 
 @pytest.mark.exercise("residual_stack")
@@ -95,8 +74,8 @@ def test_residual_stack_gradient_passes_through_the_skip_path_untouched(impl):
     dead = [lambda h: h * 0.0 for _ in range(16)]  # a branch that has learned nothing yet
     impl.residual_stack(x, dead, residual=True).sum().backward()
     assert x.grad is not None, "no gradient reached x: is the stream detached somewhere?"
-    check_close(x.grad, torch.ones_like(x), atol=0, rtol=0, what="gradient at the input",
-                hint="the skip path is the identity, so it carries the gradient unchanged")
+    # the skip path is the identity, so it carries the gradient of the sum (all ones) unchanged
+    check_close(x.grad, torch.ones_like(x), atol=0, rtol=0, what="gradient at the input")
 
 
 @pytest.mark.exercise("residual_stack")
@@ -115,18 +94,8 @@ def test_residual_stack_rejects_a_layer_that_changes_the_shape(impl):
 @pytest.mark.parametrize("base_std, n_layers", [(0.02, 8), (0.02, 16), (1.0, 1), (0.5, 3)])
 def test_scaled_init_std_is_base_over_root_two_layers(impl, base_std, n_layers):
     """scaled_init_std(base, L) = base / sqrt(2 L): MiniMind2-Small (0.02, 8) gives 0.005."""
-    actual = impl.scaled_init_std(base_std, n_layers)
-    mistakes = {
-        "one branch per layer counted: base / sqrt(L)": base_std / math.sqrt(n_layers),
-        "divided by the variance factor 2L instead of its root": base_std / (2 * n_layers),
-        "base / sqrt(2) / L": base_std / math.sqrt(2) / n_layers,
-        "multiplied instead of divided": base_std * math.sqrt(2 * n_layers),
-    }
-    check_close(torch.tensor(float(actual), dtype=torch.float64),
-                torch.tensor(scaled_init_std(base_std, n_layers), dtype=torch.float64),
-                atol=0, rtol=1e-9, what="std", check_dtype=False,
-                mistakes={k: torch.tensor(v, dtype=torch.float64) for k, v in mistakes.items()},
-                hint="2 * n_layers branches of variance s^2 must add up to base_std^2")
+    check_close(impl.scaled_init_std(base_std, n_layers), scaled_init_std(base_std, n_layers),
+                atol=0, rtol=1e-9, what="std")
 
 
 @pytest.mark.exercise("scaled_init_std")

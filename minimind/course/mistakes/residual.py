@@ -126,7 +126,8 @@ def std_variance_factor(base_std, n_layers):
 
 
 @mistake("scaled_init_std", "base / sqrt(2) / L",
-         hint="the whole count of branches, 2 * n_layers, goes under the root")
+         hint="the variances of all the branches add up; the std shrinks by the root of "
+              "that whole count, not by part of it")
 def std_root_two_over_l(base_std, n_layers):
     if n_layers < 1:
         raise ValueError(f"n_layers must be >= 1, got {n_layers}")
