@@ -85,12 +85,10 @@ def test_learned_positions_stop_at_trained_length_while_rope_runs_on_and_degrade
 
 
 @pytest.mark.claim
-def test_ntk_and_yarn_scaling_recover_rope_accuracy_past_the_trained_length(
-    seed, claim, copy_models
-):
-    """With no training, NTK-aware theta (x4) and MiniMind's YaRN (x4, original length 64) raise
-    the RoPE model's copy accuracy at 2L-4L by >= 0.2 over plain RoPE; position interpolation
-    (every frequency / 4) destroys even the in-range accuracy."""
+def test_yarn_scaling_recovers_rope_accuracy_past_the_trained_length(seed, claim, copy_models):
+    """With no training, MiniMind's YaRN (x4, original length 64) raises the RoPE model's copy
+    accuracy at 2L-4L by >= 0.2 over plain RoPE; position interpolation (every frequency / 4)
+    destroys even the in-range accuracy. NTK-aware theta is shown, not asserted."""
     rope, _ = copy_models["rope"]
     head_dim = _copy_config().head_dim
     yarn = dict(rope_scaling="yarn", original_max_position_embeddings=COPY_L)
@@ -117,8 +115,8 @@ def test_ntk_and_yarn_scaling_recover_rope_accuracy_past_the_trained_length(
         title=f"one trained RoPE model under other tables (seed {seed})",
         vline=(0.5, f"trained length {COPY_L}")))
     plain = acc["plain RoPE"][2]
-    claim.check("NTK x4 minus plain RoPE: accuracy at [128, 256)",
-                acc["NTK-aware theta, x4"][2] - plain, ">", 0.2)
+    # NTK-aware theta x4 is in the table but not asserted: over seeds 0..19 its gain at
+    # [128, 256) ranged from 0.004 to 0.53, i.e. on some seeds it recovers nothing.
     claim.check("YaRN x4 minus plain RoPE: accuracy at [128, 256)",
                 acc["YaRN x4 (beta 32/1, MiniMind's)"][2] - plain, ">", 0.2)
     # Interpolation that worked untuned would keep the in-range accuracy near 1.
