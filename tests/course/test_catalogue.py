@@ -24,6 +24,15 @@ def test_every_exercise_has_at_least_three_known_wrong_versions(lesson):
     assert not thin, f"exercises with fewer than {MIN_MISTAKES_PER_EXERCISE} wrong versions: {thin}"
 
 
+def _not_a_returned_value(failure: str) -> bool:
+    """A failure about an exception, a missing exception, a shape or dtype, or a quantity derived
+    from the output (a gradient, a row mean): no output value of a wrong version can match it."""
+    last = failure.strip().splitlines()[-1] if failure.strip() else ""
+    return ("shape found" in failure or "dtype found" in failure or "DID NOT RAISE" in failure
+            or "Error" in last or "Error:" in failure
+            or ("returned a wrong" not in failure and " is wrong:" in failure))
+
+
 def _mistakes_run(pytester, lesson):
     result = pytester.runpytest_inprocess(
         str(PACKAGE_ROOT / "lessons" / lesson), "-m", "exercise", "--mistakes",
@@ -38,7 +47,7 @@ def _mistakes_run(pytester, lesson):
 def test_every_known_mistake_fails_an_exercise_test_that_names_it(pytester, lesson):
     """Run each exercise test against each wrong version: every one fails some test, none
     errors, and for each the failing tests' diagnosis names that very mistake (or the failure
-    is about shape, dtype or an exception, where no value can be compared)."""
+    is about an exception, a shape or dtype, or a derived quantity, where no output can match)."""
     known = catalogue(lesson)
     result, reports = _mistakes_run(pytester, lesson)
     by_mistake = defaultdict(list)
@@ -57,8 +66,7 @@ def test_every_known_mistake_fails_an_exercise_test_that_names_it(pytester, less
         texts = [str(r.longrepr) for r in by_mistake[m.id] if r.failed]
         if any(f"known mistake: {m.description}" in t for t in texts):
             continue
-        if all(("shape found" in t or "dtype found" in t or "Error" in t.split("\n")[-1]
-                or "Error:" in t) for t in texts):
+        if all(_not_a_returned_value(t) for t in texts):
             continue
         unnamed.append(m.id)
     assert not unnamed, f"failing tests do not name these mistakes: {unnamed}"
