@@ -46,7 +46,7 @@ def test_non_causal_attention_without_positions_is_permutation_equivariant(seed,
         claim.check(f"{name}: largest gap f(P x) - P f(x)", gap, ">", 1e-2)
 
 
-class SortedReadout(nn.Module):
+class _SortedReadout(nn.Module):
     """MiniMind's decoder body, mean-pooled over positions, then a 2-way linear readout."""
 
     def __init__(self, config: ModelConfig):
@@ -95,7 +95,7 @@ def test_rope_lets_attention_learn_order_that_a_position_free_model_cannot(seed,
     for name, changes in variants.items():
         with threads(1):
             torch.manual_seed(seed)
-            model = SortedReadout(_sort_config(**changes))
+            model = _SortedReadout(_sort_config(**changes))
         g = torch.Generator().manual_seed(seed)
         run = fit(model, lambda step: _sorted_batch(g, settings.batch_size),
                   lambda m, x, y: F.cross_entropy(m(x), y), settings, name)

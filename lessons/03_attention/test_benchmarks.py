@@ -36,7 +36,7 @@ def _kernel(name: str, impl) -> Callable:
     }[name]
 
 
-def causal_attention_flops(seq: int) -> float:
+def _causal_attention_flops(seq: int) -> float:
     """Useful FLOPs: q.k and p.v, 2 * d each, for the seq(seq+1)/2 allowed (query, key) pairs."""
     return 4 * B * H * D * seq * (seq + 1) / 2
 
@@ -89,8 +89,8 @@ def test_attention_kernels_are_timed_in_one_group_per_seq_len(
     if _wants_memory(request, benchmark):
         with threads(1):
             peak = peak_allocated(lambda: fn(q, k, v))
-    bench_results.add(kernel, seq, seconds, causal_attention_flops(seq), peak, timed)
-    benchmark.extra_info.update(seq=seq, gflops=causal_attention_flops(seq) / seconds / 1e9,
+    bench_results.add(kernel, seq, seconds, _causal_attention_flops(seq), peak, timed)
+    benchmark.extra_info.update(seq=seq, gflops=_causal_attention_flops(seq) / seconds / 1e9,
                                 peak_mib=peak / 2**20 if peak is not None else None)
 
 

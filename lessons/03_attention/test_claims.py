@@ -190,7 +190,7 @@ TAG_VOCAB, TAG_SEQ = 8, 8  # token values, sequence length
 TAG_STEPS, TAG_LR, TAG_BATCH = 200, 3e-3, 128
 
 
-def tagged_pair_batch(g: torch.Generator, batch: int) -> tuple[tuple[Tensor, Tensor], Tensor]:
+def _tagged_pair_batch(g: torch.Generator, batch: int) -> tuple[tuple[Tensor, Tensor], Tensor]:
     """Random tokens; two positions tagged A and B; the answer is (x_A - x_B) mod V.
 
     The answer needs two lookups at once (find A, find B) and is not symmetric in them.
@@ -204,7 +204,7 @@ def tagged_pair_batch(g: torch.Generator, batch: int) -> tuple[tuple[Tensor, Ten
     return (x, tags), y
 
 
-class TaggedLookup(nn.Module):
+class _TaggedLookup(nn.Module):
     """Token + tag embeddings, one MiniMind block, and a classifier on the last position."""
 
     def __init__(self, heads: int, d: int = 64):
@@ -226,20 +226,20 @@ def _train_tagged(heads: int, seed: int, steps: int = TAG_STEPS, lr: float = TAG
                   batch: int = TAG_BATCH) -> tuple[Run, int]:
     with threads(1):
         torch.manual_seed(seed)
-        model = TaggedLookup(heads)
+        model = _TaggedLookup(heads)
     g = torch.Generator().manual_seed(seed)
 
     def accuracy(m: nn.Module) -> float:
-        x, y = tagged_pair_batch(torch.Generator().manual_seed(10_000 + seed), 2000)
+        x, y = _tagged_pair_batch(torch.Generator().manual_seed(10_000 + seed), 2000)
         return (m(x).argmax(-1) == y).float().mean().item()
 
-    run = fit(model, lambda step: tagged_pair_batch(g, batch),
+    run = fit(model, lambda step: _tagged_pair_batch(g, batch),
               lambda m, x, y: F.cross_entropy(m(x), y),
               TrainSettings(steps=steps, lr=lr), name=f"{heads} head(s)", evaluate=accuracy)
     return run, sum(p.numel() for p in model.parameters())
 
 
-def plateau_exit(losses: list[float], level: float, window: int = 10) -> int | None:
+def _plateau_exit(losses: list[float], level: float, window: int = 10) -> int | None:
     """First step at which the mean training loss over `window` steps falls below `level`."""
     for i in range(window, len(losses) + 1):
         if sum(losses[i - window:i]) / window < level:
@@ -253,7 +253,7 @@ def test_four_heads_leave_the_plateau_of_a_two_lookup_task_sooner_than_one_head(
     """Equal parameters and steps: 4 heads solve (x_A - x_B) mod 8 (>= 0.9), well ahead of 1."""
     runs = {h: _train_tagged(h, seed) for h in (1, 4)}
     chance_loss = math.log(TAG_VOCAB)
-    exits = {h: plateau_exit(r.losses, chance_loss / 2) for h, (r, _) in runs.items()}
+    exits = {h: _plateau_exit(r.losses, chance_loss / 2) for h, (r, _) in runs.items()}
     rows = [[f"{h} x {64 // h}", n, r.val_loss, 1 / TAG_VOCAB, exits[h], r.final_loss]
             for h, (r, n) in runs.items()]
     claim.table(Table(

@@ -12,10 +12,21 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minimind import lab
 from minimind.config import ModelConfig, preset
 from minimind.data import load_corpus
 from minimind.ffn import FeedForward, MoEFeedForward, dense_moe_reference, intermediate_size
+from minimind.lab import (
+    BarFigure,
+    Comparison,
+    LineFigure,
+    Panels,
+    Table,
+    TrainSettings,
+    compare,
+    loss_curves,
+    nudge_weights,
+    threads,
+)
 from minimind.model import MiniMindForCausalLM, count_parameters
 
 # --- claim 1: the FFN is a key-value memory -----------------------------------------------------
@@ -25,7 +36,7 @@ MEMORY_WIDTHS = (8, 16, 32)
 STORED = 0.99  # "stored" means recalled with at least this accuracy
 
 
-def recall_accuracy(
+def _recall_accuracy(
     n_pairs: int, width: int, seed: int, steps: int = 400, lr: float = 2e-2
 ) -> float:
     """Train only a SwiGLU FFN of `width` hidden units to map n random keys to random values.
@@ -38,10 +49,10 @@ def recall_accuracy(
     values = torch.randint(N_VALUES, (n_pairs,), generator=g)  # (N,)
     unembed = torch.randn(N_VALUES, KEY_DIM, generator=g) / math.sqrt(KEY_DIM)  # (V, d)
     config = ModelConfig(hidden_size=KEY_DIM, num_attention_heads=4, intermediate_size=width)
-    with lab.threads(1):
+    with threads(1):
         torch.manual_seed(seed)
         ffn = FeedForward(config)
-        lab.nudge_weights(ffn)  # so --perturb reaches this loop too (lab.fit nudges its own)
+        nudge_weights(ffn)  # so --perturb reaches this loop too (fit nudges its own)
         opt = torch.optim.Adam(ffn.parameters(), lr=lr)
         for step in range(steps):
             for group in opt.param_groups:
@@ -54,7 +65,7 @@ def recall_accuracy(
             return (ffn(keys) @ unembed.T).argmax(-1).eq(values).float().mean().item()
 
 
-def memory_capacity(width: int, seed: int) -> tuple[int, dict[int, float]]:
+def _memory_capacity(width: int, seed: int) -> tuple[int, dict[int, float]]:
     """Largest N = r * width (r = 16, 18, ..., 48) whose pairs are recalled with >= 99% accuracy.
 
     Recall falls as N grows, so bisection finds where it crosses 99%. Returns the capacity (0 if
@@ -64,7 +75,7 @@ def memory_capacity(width: int, seed: int) -> tuple[int, dict[int, float]]:
     tried: dict[int, float] = {}
 
     def stored(i: int) -> bool:
-        tried[grid[i]] = recall_accuracy(grid[i], width, seed)
+        tried[grid[i]] = _recall_accuracy(grid[i], width, seed)
         return tried[grid[i]] >= STORED
 
     lo, hi = -1, len(grid)  # invariant: grid[lo] stored (or lo = -1), grid[hi] not (or past end)
@@ -78,27 +89,27 @@ def memory_capacity(width: int, seed: int) -> tuple[int, dict[int, float]]:
 @pytest.mark.slow
 def test_ffn_memorises_key_value_pairs_in_proportion_to_its_width(seed, claim):
     """An FFN alone stores random key->value pairs; doubling its width about doubles how many."""
-    results = {w: memory_capacity(w, seed) for w in MEMORY_WIDTHS}
+    results = {w: _memory_capacity(w, seed) for w in MEMORY_WIDTHS}
     caps = {w: results[w][0] for w in MEMORY_WIDTHS}
     slope = sum(w * c for w, c in caps.items()) / sum(w * w for w in caps)  # fit c = slope * w
     rows = [[w, 3 * KEY_DIM * w, caps[w], caps[w] / w, slope * w] for w in MEMORY_WIDTHS]
-    claim.table(lab.Table(
+    claim.table(Table(
         f"pairs stored at >= {STORED:.0%} recall by a SwiGLU FFN alone (seed {seed})",
         ["hidden width", "FFN params", "pairs stored", "pairs / unit", "line through 0"], rows,
         note=f"keys in R^{KEY_DIM} and {N_VALUES} value classes, both frozen and random; "
              f"only the FFN trains (400 full-batch Adam steps)"))
-    recall = lab.LineFigure(
+    recall = LineFigure(
         {f"width {w}": (sorted(tried), [tried[n] for n in sorted(tried)])
          for w, (_, tried) in results.items()},
         xlabel="pairs to store N", ylabel="recall accuracy", title="recall vs number of pairs",
         hline=(STORED, f"{STORED:.0%}"))
     widths = list(MEMORY_WIDTHS)
-    capacity = lab.LineFigure(
+    capacity = LineFigure(
         {"measured capacity": (widths, [caps[w] for w in widths]),
          f"{slope:.0f} pairs per unit": ([0, widths[-1]], [0, slope * widths[-1]])},
         xlabel="FFN hidden width", ylabel=f"pairs stored at >= {STORED:.0%}",
         title=f"capacity grows with width (seed {seed})")
-    claim.figure("ffn-memory-capacity", lab.Panels([recall, capacity]))
+    claim.figure("ffn-memory-capacity", Panels([recall, capacity]))
     assert all(0 < caps[w] < 48 * w for w in widths), f"capacity off the searched grid: {caps}"
     for small, big in zip(widths, widths[1:]):
         # A capacity that did not grow with width measures a ratio of about 1.
@@ -111,7 +122,7 @@ def test_ffn_memorises_key_value_pairs_in_proportion_to_its_width(seed, claim):
 
 # char-small (hidden 64, 2 layers, 4 heads). Every variant trains on the same batches from the same
 # seed; only the FFN changes. 250 steps of 16 x 64 characters: about 8 CPU-seconds a run.
-SHAKESPEARE = lab.TrainSettings(steps=250, lr=1e-2, batch_size=16, seq_len=64)
+SHAKESPEARE = TrainSettings(steps=250, lr=1e-2, batch_size=16, seq_len=64)
 VARIANTS = {  # name -> config changes; parameter counts are in each test's table
     "SwiGLU, width 170 (8/3 x 64)": dict(ffn="swiglu", intermediate_size=170),
     "SwiGLU, width 16 (64 / 4)": dict(ffn="swiglu", intermediate_size=16),
@@ -123,32 +134,32 @@ VARIANTS = {  # name -> config changes; parameter counts are in each test's tabl
 SWIGLU, NARROW, GELU, RELU, NO_FFN = VARIANTS
 
 
-def shakespeare_config(name: str) -> ModelConfig:
+def _shakespeare_config(name: str) -> ModelConfig:
     corpus = load_corpus()
     return preset("char-small", vocab_size=corpus.vocab_size).replace(**VARIANTS[name])
 
 
 @pytest.fixture(scope="module")
-def shakespeare(seed: int) -> lab.Comparison:
+def shakespeare(seed: int) -> Comparison:
     """Every variant trained once per seed, in parallel; the claims that compare them share it."""
     corpus = load_corpus()
     base = preset("char-small", vocab_size=corpus.vocab_size)
-    runs = lab.compare(base, VARIANTS, SHAKESPEARE, seed=seed, corpus=corpus)
+    runs = compare(base, VARIANTS, SHAKESPEARE, seed=seed, corpus=corpus)
     for run in runs.runs.values():
         run.model = None  # keep only the numbers
     return runs
 
 
-def shakespeare_table(runs: lab.Comparison, names: list[str], title: str,
-                      note: str = "") -> lab.Table:
-    rows = [[n, count_parameters(shakespeare_config(n)), runs[n].final_loss, runs[n].val_loss]
+def _shakespeare_table(runs: Comparison, names: list[str], title: str,
+                      note: str = "") -> Table:
+    rows = [[n, count_parameters(_shakespeare_config(n)), runs[n].final_loss, runs[n].val_loss]
             for n in names]
-    return lab.Table(f"{title} (seed {runs.seed}, {SHAKESPEARE.steps} steps)",
+    return Table(f"{title} (seed {runs.seed}, {SHAKESPEARE.steps} steps)",
                      ["variant", "params", "final train loss", "val loss"], rows, note=note)
 
 
-def shakespeare_curves(runs: lab.Comparison, names: list[str], title: str) -> lab.LineFigure:
-    return lab.loss_curves({n: runs[n] for n in names}, f"{title} (seed {runs.seed})")
+def _shakespeare_curves(runs: Comparison, names: list[str], title: str) -> LineFigure:
+    return loss_curves({n: runs[n] for n in names}, f"{title} (seed {runs.seed})")
 
 
 @pytest.mark.claim
@@ -176,10 +187,10 @@ def test_removing_the_ffn_costs_loss_even_with_parameters_matched_by_width(shake
     """The same model with its FFNs removed and its width raised to keep the parameter count
     reaches a worse validation loss after the same 250 steps (by more than 0.03 nats)."""
     names = [SWIGLU, NO_FFN]
-    claim.table(shakespeare_table(shakespeare, names, "FFN vs attention only"))
-    claim.figure("ffn-vs-no-ffn", shakespeare_curves(shakespeare, names, "FFN vs attention only"))
-    assert count_parameters(shakespeare_config(NO_FFN)) >= count_parameters(
-        shakespeare_config(SWIGLU)), "the attention-only model must not have fewer parameters"
+    claim.table(_shakespeare_table(shakespeare, names, "FFN vs attention only"))
+    claim.figure("ffn-vs-no-ffn", _shakespeare_curves(shakespeare, names, "FFN vs attention only"))
+    assert count_parameters(_shakespeare_config(NO_FFN)) >= count_parameters(
+        _shakespeare_config(SWIGLU)), "the attention-only model must not have fewer parameters"
     # If the FFN were worth no more than its parameters spent on width, the gap would be ~0.
     claim.check("no-FFN minus SwiGLU val loss",
                 shakespeare[NO_FFN].val_loss - shakespeare[SWIGLU].val_loss, ">", 0.03)
@@ -191,7 +202,7 @@ def test_narrow_ffn_is_not_the_bottleneck_in_a_short_shakespeare_run(shakespeare
     """Shrinking the FFN to a quarter of the model width (16) does not cost 0.05 nats of loss
     after 250 steps: this short run is not capacity-limited, so expansion cannot show."""
     names = [SWIGLU, NARROW]
-    claim.table(shakespeare_table(
+    claim.table(_shakespeare_table(
         shakespeare, names, "FFN width at a fixed step budget",
         note="capacity, not speed, is what width buys: see the memory-capacity claim"))
     # A run limited by the FFN's width would put the narrow FFN well above the wide one.
@@ -205,11 +216,11 @@ def test_swiglu_gelu_and_relu_are_within_a_tenth_of_a_nat_at_equal_parameters(sh
     """At equal parameters (width 170 with three matrices vs 256 with two) SwiGLU's validation
     loss after 250 steps is within 0.1 nats of GELU's and of ReLU's: no ordering is resolved."""
     names = [SWIGLU, GELU, RELU]
-    claim.table(shakespeare_table(
+    claim.table(_shakespeare_table(
         shakespeare, names, "SwiGLU vs GELU vs ReLU at equal parameters",
         note="the sign of SwiGLU - GELU and SwiGLU - ReLU changes from seed to seed"))
     claim.figure("swiglu-gelu-relu",
-                 shakespeare_curves(shakespeare, names, "SwiGLU vs GELU vs ReLU"))
+                 _shakespeare_curves(shakespeare, names, "SwiGLU vs GELU vs ReLU"))
     for other in (GELU, RELU):
         gap = shakespeare[SWIGLU].val_loss - shakespeare[other].val_loss
         label = f"SwiGLU minus {other.split(',')[0]} val loss"
@@ -284,11 +295,11 @@ def test_model_adds_the_moe_aux_loss_to_its_training_loss(seed):
 # experts starve many of them on every seed.
 N_EXPERTS, EXPERT_WIDTH = 16, 16
 STARVED = 1 / (4 * N_EXPERTS)  # an expert "gets almost no tokens" below a quarter of its share
-MOE_SETTINGS = lab.TrainSettings(steps=200, lr=1e-2, batch_size=16, seq_len=32)
+MOE_SETTINGS = TrainSettings(steps=200, lr=1e-2, batch_size=16, seq_len=32)
 ALPHAS = {"no aux loss": 0.0, "aux loss 0.1": 0.1}
 
 
-def expert_load(model: MiniMindForCausalLM, n_experts: int, seed: int) -> torch.Tensor:
+def _expert_load(model: MiniMindForCausalLM, n_experts: int, seed: int) -> torch.Tensor:
     """Fraction of routing slots each expert receives on held-out text (per layer, (L, E))."""
     corpus = load_corpus()
     x, _ = corpus.batch("val", 16, 64, torch.Generator().manual_seed(20_000 + seed))
@@ -301,18 +312,18 @@ def expert_load(model: MiniMindForCausalLM, n_experts: int, seed: int) -> torch.
     return torch.stack(loads)
 
 
-def effective_experts(load: torch.Tensor) -> float:
+def _effective_experts(load: torch.Tensor) -> float:
     """exp(entropy) of the load: E when every expert gets an equal share, 1 when one gets all."""
     p = load[load > 0]
     return math.exp(-(p * p.log()).sum().item())
 
 
-def starved_share(load: torch.Tensor) -> float:
+def _starved_share(load: torch.Tensor) -> float:
     """Share of the experts that receive less than a quarter of an even share of the tokens."""
     return (load < STARVED).float().mean().item()
 
 
-def busiest_quarter_share(load: torch.Tensor) -> float:
+def _busiest_quarter_share(load: torch.Tensor) -> float:
     """Share of the tokens the busiest quarter of the experts receive (1/4 when even)."""
     return load.sort(descending=True).values[: max(len(load) // 4, 1)].sum().item()
 
@@ -326,19 +337,19 @@ def test_without_aux_loss_router_collapses_and_with_it_load_spreads(seed, claim)
     base = preset("char-small", vocab_size=corpus.vocab_size, num_hidden_layers=1,
                   intermediate_size=EXPERT_WIDTH, use_moe=True, n_routed_experts=E,
                   num_experts_per_tok=1, n_shared_experts=0)
-    runs = lab.compare(base, {name: dict(aux_loss_alpha=a) for name, a in ALPHAS.items()},
+    runs = compare(base, {name: dict(aux_loss_alpha=a) for name, a in ALPHAS.items()},
                        MOE_SETTINGS, seed=seed, corpus=corpus).runs
-    loads = {name: expert_load(runs[name].model, E, seed)[0] for name in ALPHAS}
-    rows = [[name, starved_share(load), busiest_quarter_share(load), load.max().item(),
-             effective_experts(load), runs[name].val_loss] for name, load in loads.items()]
-    claim.table(lab.Table(
+    loads = {name: _expert_load(runs[name].model, E, seed)[0] for name in ALPHAS}
+    rows = [[name, _starved_share(load), _busiest_quarter_share(load), load.max().item(),
+             _effective_experts(load), runs[name].val_loss] for name, load in loads.items()]
+    claim.table(Table(
         f"router load, top-1 of {E} experts (seed {seed})",
         ["router", f"experts starved (< 1/{round(1 / STARVED)})", "busiest quarter's share",
          "busiest", "effective experts", "val loss"], rows,
         note=f"char-small, 1 MoE layer of {E} experts of width {EXPERT_WIDTH}, "
              f"{MOE_SETTINGS.steps} steps; an even load starves none, gives the busiest "
              f"quarter 0.25 and {E} effective experts"))
-    claim.figure("moe-expert-load", lab.BarFigure(
+    claim.figure("moe-expert-load", BarFigure(
         [str(i) for i in range(E)], {name: load.tolist() for name, load in loads.items()},
         ylabel="share of tokens", hline=(1 / E, "even load"),
         title=f"tokens per expert after {MOE_SETTINGS.steps} steps (seed {seed})"))
@@ -346,8 +357,8 @@ def test_without_aux_loss_router_collapses_and_with_it_load_spreads(seed, claim)
     # An evenly loaded router starves no expert (0) and gives the busiest quarter 0.25; over
     # seeds 0..19 (plain and perturbed) the collapsed one starved 5 to 13 of the 16 and gave the
     # busiest quarter 0.62 to 1. Each threshold sits about midway.
-    claim.check("no aux loss: share of experts starved", starved_share(off), ">", 1 / 8)
-    claim.check("no aux loss: busiest quarter's share of tokens", busiest_quarter_share(off),
+    claim.check("no aux loss: share of experts starved", _starved_share(off), ">", 1 / 8)
+    claim.check("no aux loss: busiest quarter's share of tokens", _busiest_quarter_share(off),
                 ">", 0.4)
     # A router that collapsed as without the aux loss measures about 3 to 6 effective experts.
-    claim.check("aux loss 0.1: effective experts (of 16)", effective_experts(on), ">", E / 2)
+    claim.check("aux loss 0.1: effective experts (of 16)", _effective_experts(on), ">", E / 2)

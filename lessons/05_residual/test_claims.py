@@ -36,7 +36,7 @@ CONTEXT, EMBED, WIDTH = 4, 16, 64  # 4 characters of context, 16-dim embeddings,
 MLP_DEPTHS = (4, 8, 16, 32)
 
 
-class CharMLP(nn.Module):
+class _CharMLP(nn.Module):
     """Embed the last CONTEXT characters, then `depth` tanh layers, then logits for the next."""
 
     def __init__(self, vocab_size: int, depth: int, residual: bool):
@@ -55,7 +55,7 @@ class CharMLP(nn.Module):
         return self.head(residual_stack(h, self.layers, self.residual))
 
 
-def char_windows(generator: torch.Generator, batch_size: int) -> tuple[Tensor, Tensor]:
+def _char_windows(generator: torch.Generator, batch_size: int) -> tuple[Tensor, Tensor]:
     """(B, CONTEXT) context characters and the (B,) character that follows each."""
     data = load_corpus().train
     starts = torch.randint(len(data) - CONTEXT - 1, (batch_size,), generator=generator)
@@ -63,12 +63,12 @@ def char_windows(generator: torch.Generator, batch_size: int) -> tuple[Tensor, T
     return windows[:, :CONTEXT], windows[:, CONTEXT]
 
 
-def char_mlp(depth: int, residual: bool, seed: int) -> CharMLP:
+def _char_mlp(depth: int, residual: bool, seed: int) -> _CharMLP:
     torch.manual_seed(seed)
-    return CharMLP(load_corpus().vocab_size, depth, residual)
+    return _CharMLP(load_corpus().vocab_size, depth, residual)
 
 
-def first_over_last_grad(model: CharMLP, ctx: Tensor, target: Tensor) -> float:
+def _first_over_last_grad(model: _CharMLP, ctx: Tensor, target: Tensor) -> float:
     """|grad| of the first stack layer's weight over that of the last, on one batch."""
     model.zero_grad(set_to_none=True)
     F.cross_entropy(model(ctx), target).backward()
@@ -83,12 +83,12 @@ def _mlp_loss(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     return F.cross_entropy(model(x), y)
 
 
-def train_char_mlp(job: tuple[int, bool, int]) -> Run:
+def _train_char_mlp(job: tuple[int, bool, int]) -> Run:
     """One (depth, residual, seed) run; lab.fit nudges the initial weights under --perturb."""
     depth, residual, seed = job
-    model = char_mlp(depth, residual, seed)
+    model = _char_mlp(depth, residual, seed)
     gen = torch.Generator().manual_seed(seed)
-    return fit(model, lambda step: char_windows(gen, 64), _mlp_loss, MLP_SETTINGS,
+    return fit(model, lambda step: _char_windows(gen, 64), _mlp_loss, MLP_SETTINGS,
                name=f"{depth} layers")
 
 
@@ -97,13 +97,13 @@ def test_without_residuals_the_first_layer_gets_orders_of_magnitude_less_gradien
     seed, claim
 ):
     """Without skips the first layer's gradient shrinks geometrically with depth; with them ~1x."""
-    ctx, target = char_windows(torch.Generator().manual_seed(1000 + seed), 256)
+    ctx, target = _char_windows(torch.Generator().manual_seed(1000 + seed), 256)
     ratios: dict[bool, list[float]] = {False: [], True: []}
     with threads(1):
         for depth in MLP_DEPTHS:
             for residual in (False, True):
-                model = char_mlp(depth, residual, seed)
-                ratios[residual].append(first_over_last_grad(model, ctx, target))
+                model = _char_mlp(depth, residual, seed)
+                ratios[residual].append(_first_over_last_grad(model, ctx, target))
     rows = [[d, plain, res] for d, plain, res in zip(MLP_DEPTHS, ratios[False], ratios[True])]
     claim.table(Table(
         f"tanh MLP at init: |grad first layer| / |grad last layer| (seed {seed})",
@@ -132,13 +132,13 @@ LM_SETTINGS = TrainSettings(steps=250, lr=3e-3, batch_size=16, seq_len=32)
 DEEP_GAP = 1.5  # the deep no-residual model's final loss minus the deep residual one's
 
 
-def lm_config(depth: int, residual: bool) -> ModelConfig:
+def _lm_config(depth: int, residual: bool) -> ModelConfig:
     """MiniMind (Pre-RMSNorm, hidden 32) with `depth` blocks, with or without skips."""
     return preset("char-small", vocab_size=load_corpus().vocab_size, hidden_size=32,
                   num_hidden_layers=depth, residual=residual)
 
 
-def lm_name(depth: int, residual: bool) -> str:
+def _lm_name(depth: int, residual: bool) -> str:
     return f"{depth} block{'s' if depth > 1 else ''}, {'residual' if residual else 'no residual'}"
 
 
@@ -146,20 +146,20 @@ def lm_name(depth: int, residual: bool) -> str:
 def mlp_runs(seed: int) -> dict[tuple[int, bool], Run]:
     """The tanh MLP at 2 and 16 layers, with and without skips, trained for the same steps."""
     jobs = [(depth, residual, seed) for depth in (2, 16) for residual in (False, True)]
-    return {(d, r): run for (d, r, _), run in zip(jobs, run_parallel(jobs, train_char_mlp))}
+    return {(d, r): run for (d, r, _), run in zip(jobs, run_parallel(jobs, _train_char_mlp))}
 
 
 @pytest.fixture(scope="module")
 def lm_runs(seed: int) -> dict[tuple[int, bool], Run]:
     """The transformer at SHALLOW and DEEP blocks, with and without skips (claims 2 and 3)."""
     keys = [(d, r) for d in (SHALLOW, DEEP) for r in (False, True)]
-    runs = compare(lm_config(SHALLOW, True),
-                   {lm_name(d, r): dict(num_hidden_layers=d, residual=r) for d, r in keys},
+    runs = compare(_lm_config(SHALLOW, True),
+                   {_lm_name(d, r): dict(num_hidden_layers=d, residual=r) for d, r in keys},
                    LM_SETTINGS, seed=seed)
-    return {(d, r): runs[lm_name(d, r)] for d, r in keys}
+    return {(d, r): runs[_lm_name(d, r)] for d, r in keys}
 
 
-def block_grad_norms(model: nn.Module, seed: int) -> list[float]:
+def _block_grad_norms(model: nn.Module, seed: int) -> list[float]:
     """Gradient norm of each block's parameters on one validation batch."""
     corpus = load_corpus()
     x, y = corpus.batch("val", 16, 32, torch.Generator().manual_seed(2000 + seed))
@@ -175,11 +175,11 @@ def block_grad_norms(model: nn.Module, seed: int) -> list[float]:
     return norms
 
 
-def init_stream_rms(depth: int, residual: bool, seed: int) -> list[float]:
+def _init_stream_rms(depth: int, residual: bool, seed: int) -> list[float]:
     """RMS of the output of each block of a freshly initialised model, on one batch."""
     corpus = load_corpus()
     torch.manual_seed(seed)
-    model = MiniMindForCausalLM(lm_config(depth, residual))
+    model = MiniMindForCausalLM(_lm_config(depth, residual))
     x, _ = corpus.batch("val", 16, 32, torch.Generator().manual_seed(2000 + seed))
     with torch.no_grad(), threads(1):
         hidden = model(x, output_hidden_states=True).hidden_states
@@ -204,8 +204,8 @@ def test_depth_is_what_makes_residuals_necessary(seed, claim, mlp_runs, lm_runs)
         note=f"uniform guess = ln {load_corpus().vocab_size} = {uniform:.3f}; "
              f"MLP {MLP_SETTINGS.steps} steps, transformer {LM_SETTINGS.steps} steps",
     ))
-    grads = {r: block_grad_norms(lm[(DEEP, r)].model, seed) for r in (False, True)}
-    at_init = {r: init_stream_rms(DEEP, r, seed) for r in (False, True)}
+    grads = {r: _block_grad_norms(lm[(DEEP, r)].model, seed) for r in (False, True)}
+    at_init = {r: _init_stream_rms(DEEP, r, seed) for r in (False, True)}
     claim.table(Table(
         f"{DEEP}-block transformer at init: rms of each block's output (seed {seed})",
         ["block", "no residual", "residual"],
@@ -218,7 +218,7 @@ def test_depth_is_what_makes_residuals_necessary(seed, claim, mlp_runs, lm_runs)
         [[str(r), grads[r][0], grads[r][-1]] for r in (False, True)],
     ))
     claim.figure("deep-transformer-loss", loss_curves(
-        {lm_name(DEEP, r): lm[(DEEP, r)] for r in (True, False)},
+        {_lm_name(DEEP, r): lm[(DEEP, r)] for r in (True, False)},
         f"{DEEP}-block transformer (seed {seed})"))
 
     def gap(runs, depth):

@@ -14,12 +14,21 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from minimind import lab
 from minimind.config import ModelConfig, preset
 from minimind.data import load_corpus
 from minimind.generate import generate
 from minimind.hf import ExportError, export_llama, load_llama
-from minimind.lab import LineFigure, Panels, Table, loss_curves, nudge_weights, randomize_weights
+from minimind.lab import (
+    LineFigure,
+    Panels,
+    Table,
+    TrainSettings,
+    compare,
+    loss_curves,
+    nudge_weights,
+    randomize_weights,
+    threads,
+)
 from minimind.model import MiniMindForCausalLM, count_parameters
 
 # Logits computed two ways in float32 (cache vs recompute, MiniMind vs transformers) agree to
@@ -70,10 +79,10 @@ def test_count_parameters_matches_released_models_and_tying_saves_vocab_by_hidde
 
 # --- claim 2: the modern recipe against GPT-2's, at equal parameters and steps -----------------
 
-RECIPE_SETTINGS = lab.TrainSettings(steps=200, lr=3e-3, batch_size=16, seq_len=64)
+RECIPE_SETTINGS = TrainSettings(steps=200, lr=3e-3, batch_size=16, seq_len=64)
 
 
-def matched_intermediate_size(base: ModelConfig, **changes) -> int:
+def _matched_intermediate_size(base: ModelConfig, **changes) -> int:
     """The FFN width that brings base.replace(**changes) closest to base's parameter count."""
     target = count_parameters(base)
     sizes = range(8, 8 * base.hidden_size)
@@ -81,7 +90,7 @@ def matched_intermediate_size(base: ModelConfig, **changes) -> int:
         count_parameters(base.replace(**changes, intermediate_size=F)) - target))
 
 
-def recipe_variants(base: ModelConfig) -> dict[str, dict]:
+def _recipe_variants(base: ModelConfig) -> dict[str, dict]:
     """The modern recipe, each GPT-2 ingredient swapped in alone, and all three together."""
     swaps = {
         "modern (RMSNorm, RoPE, SwiGLU)": {},
@@ -90,7 +99,7 @@ def recipe_variants(base: ModelConfig) -> dict[str, dict]:
         "GELU MLP instead of SwiGLU": dict(ffn="gelu"),
         "GPT-2 (LayerNorm, learned, GELU)": dict(norm="layer", position="learned", ffn="gelu"),
     }
-    return {name: ({**changes, "intermediate_size": matched_intermediate_size(base, **changes)}
+    return {name: ({**changes, "intermediate_size": _matched_intermediate_size(base, **changes)}
                    if changes else {}) for name, changes in swaps.items()}
 
 
@@ -103,8 +112,8 @@ def test_modern_recipe_beats_gpt2_recipe_at_equal_parameters_and_steps(seed, cla
     # Learned positions cover exactly the training length, so they add only seq_len x C weights.
     base = preset("char-small", vocab_size=corpus.vocab_size,
                   max_position_embeddings=RECIPE_SETTINGS.seq_len)
-    variants = recipe_variants(base)
-    runs = lab.compare(base, variants, RECIPE_SETTINGS, seed=seed, corpus=corpus)
+    variants = _recipe_variants(base)
+    runs = compare(base, variants, RECIPE_SETTINGS, seed=seed, corpus=corpus)
     names = list(variants)
     modern, ln, learned, gelu, gpt2 = (runs[n].val_loss for n in names)
     params = {n: count_parameters(base.replace(**variants[n])) for n in names}
@@ -186,7 +195,7 @@ def test_kv_cache_gives_same_tokens_and_per_token_work_stops_growing_with_prefix
     nudge_weights(model)  # --perturb: do the same tokens survive last-bit differences?
     g = torch.Generator().manual_seed(seed)
     prompt = torch.randint(0, config.vocab_size, (2, 8), generator=g)
-    with lab.threads(1):
+    with threads(1):
         ids_c, logits_c = generate(model, prompt, 40, greedy=True, use_cache=True,
                                    return_logits=True)
         ids_r, logits_r = generate(model, prompt, 40, greedy=True, use_cache=False,
@@ -200,7 +209,7 @@ def test_kv_cache_gives_same_tokens_and_per_token_work_stops_growing_with_prefix
     counted.load_state_dict(model.state_dict())
     ids = torch.randint(0, config.vocab_size, (1, max(PREFIXES) + 1), generator=g)
     rows, flops, secs = [], {True: [], False: []}, {True: [], False: []}
-    with lab.threads(1):
+    with threads(1):
         for P in PREFIXES:
             for cached in (True, False):
                 flops[cached].append(_work_for_next_token(counted, ids, P, cached))

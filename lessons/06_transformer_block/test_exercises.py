@@ -61,7 +61,7 @@ def test_transformer_block_passes_gradients_to_every_weight(impl):
     assert not unused, f"these weights got no gradient, so their module was skipped: {unused}"
 
 
-def logits_with_block(model: MiniMindForCausalLM, block_fn, ids: torch.Tensor) -> torch.Tensor:
+def _logits_with_block(model: MiniMindForCausalLM, block_fn, ids: torch.Tensor) -> torch.Tensor:
     """MiniMind's forward pass with every block replaced by block_fn(x, block, cos, sin)."""
     inner = model.model
     B, T = ids.shape
@@ -81,7 +81,7 @@ def test_model_running_your_block_gives_minimind_logits(impl):
     ids = torch.randint(0, config.vocab_size, (2, 48), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = model(ids).logits
-        actual = logits_with_block(model, impl.transformer_block, ids)
+        actual = _logits_with_block(model, impl.transformer_block, ids)
     # The tests above pin down which part of the block differs; this one runs it end to end.
     check_close(actual, expected, atol=1e-4, rtol=1e-4, what="logits of the whole model")
 
