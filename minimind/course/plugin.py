@@ -34,6 +34,7 @@ from minimind.course.implementations import (
 from minimind.course.lessons import Lesson, SourceProblem, lesson_folder_of
 from minimind.course.mistakes import Catalogue, Mistake, catalogue
 from minimind.course.progress import Kind, Outcome, Status, exercise_status, progress_lines
+from minimind.lab.training import PERTURB_ENV
 
 EXERCISE_TIME_LIMIT = 10.0  # seconds; an exercise test takes well under one
 PERTURBATION = "1e-6"  # relative nudge of initial weights under --perturb (lab.nudge_weights)
@@ -115,8 +116,11 @@ class CoursePlugin:
         if not (config.getoption("benchmark_only", False)
                 or config.getoption("benchmark_enable", False)):
             config.option.benchmark_disable = True
-        if self.perturb:  # read by lab.fit, also in the processes it forks
-            os.environ["MINIMIND_PERTURB"] = PERTURBATION
+        # Read by lab.fit, also in the processes it forks; the option decides, not a stale env.
+        if self.perturb:
+            os.environ[PERTURB_ENV] = PERTURBATION
+        else:
+            os.environ.pop(PERTURB_ENV, None)
         if config.getoption("--corpus"):
             from minimind.data import set_default_corpus
 
