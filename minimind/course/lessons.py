@@ -145,3 +145,8 @@ def pristine_stub(lesson_dir: Path, manifest: dict[str, str] | None = None) -> s
             f"{lesson_dir.name}/exercises.py holds your work and git cannot return the shipped "
             f"stub ({blob[:10]}): {err}") from None
     return out.stdout.decode("utf-8")
+
+
+if __name__ == "__main__":  # developers: record the current stubs as the shipped ones
+    for lesson, blob in write_manifest(PACKAGE_ROOT / "lessons").items():
+        print(f"{lesson}: {blob}")

@@ -2,11 +2,18 @@
 course's catalogue, figures the code draws, and tests named as propositions."""
 import ast
 import importlib
+import os
 import re
 
 import pytest
 
-from minimind.course.lessons import PACKAGE_ROOT, lesson_dirs, pristine_stub
+from minimind.course.lessons import (
+    PACKAGE_ROOT,
+    git_blob_id,
+    lesson_dirs,
+    pristine_stub,
+    read_manifest,
+)
 from minimind.course.mistakes import catalogue
 
 LESSONS = lesson_dirs(PACKAGE_ROOT / "lessons")
@@ -81,3 +88,13 @@ def test_every_lesson_test_is_named_as_a_proposition_with_a_docstring(path):
                 where = f"{test_file.name}::{node.name}"
                 assert ast.get_docstring(node), f"{where} has no docstring"
                 assert len(node.name.split("_")) >= 4, f"{where}: name it as a proposition"
+
+
+@pytest.mark.skipif(not os.environ.get("CI"), reason="a learner's exercises.py differs by design")
+def test_the_shipped_stub_manifest_records_the_committed_stubs():
+    """In CI (a clean clone) every exercises.py is the stub the manifest records; after changing
+    a stub, run `python -m minimind.course.lessons` to record it."""
+    manifest = read_manifest()
+    stale = [p.name for p in LESSONS
+             if manifest.get(p.name) != git_blob_id((p / "exercises.py").read_bytes())]
+    assert not stale, f"pristine_stubs.json is stale for {stale}"
