@@ -107,7 +107,7 @@ def _recipe_variants(base: ModelConfig) -> dict[str, dict]:
 @pytest.mark.slow
 def test_modern_recipe_beats_gpt2_recipe_at_equal_parameters_and_steps(seed, claim):
     """At equal parameters and steps on Shakespeare, RMSNorm + RoPE + SwiGLU reaches a lower
-    validation loss than LayerNorm + learned positions + GELU; RoPE is the switch that wins it."""
+    validation loss than LayerNorm + learned positions + GELU, and learned positions alone lose."""
     corpus = load_corpus()
     # Learned positions cover exactly the training length, so they add only seq_len x C weights.
     base = preset("char-small", vocab_size=corpus.vocab_size,
@@ -133,8 +133,8 @@ def test_modern_recipe_beats_gpt2_recipe_at_equal_parameters_and_steps(seed, cla
     # LayerNorm and GELU swaps alone do): every bound below would then fail.
     claim.check("GPT-2 recipe minus modern val loss", gpt2 - modern, ">", 0.03)
     claim.check("learned positions minus RoPE val loss", learned - modern, ">", 0.1)
-    claim.check("learned-positions gap minus the larger of the LayerNorm and GELU gaps",
-                (learned - modern) - max(ln - modern, gelu - modern), ">", 0.15)
+    # Not asserted: the learned-positions gap was the largest single one on every seed 0..19,
+    # plain and perturbed, but by as little as 0.06 nats over the LayerNorm or GELU gap.
 
 
 # --- claim 3: the KV cache ---------------------------------------------------------------------
