@@ -18,17 +18,8 @@ from minimind.config import ModelConfig, preset
 from minimind.data import load_corpus
 from minimind.generate import generate
 from minimind.hf import ExportError, export_llama, load_llama
-from minimind.lab import (
-    LineFigure,
-    Panels,
-    Table,
-    TrainSettings,
-    compare,
-    loss_curves,
-    nudge_weights,
-    randomize_weights,
-    threads,
-)
+from minimind.lab import Table, TrainSettings, compare, nudge_weights, randomize_weights, threads
+from minimind.lab.figures import LineFigure, Panels, loss_curves
 from minimind.model import MiniMindForCausalLM, count_parameters
 
 # Logits computed two ways in float32 (cache vs recompute, MiniMind vs transformers) agree to
