@@ -321,8 +321,9 @@ GQA_STEPS = 200
 
 @pytest.mark.claim
 @pytest.mark.slow
-def test_a_quarter_of_the_kv_heads_cuts_the_cache_4x_for_a_small_loss(seed, claim):
-    """heads/4 KV heads: KV cache exactly 4x smaller, Shakespeare val loss within 5% of MHA."""
+def test_a_quarter_of_the_kv_heads_cuts_the_cache_4x(seed, claim):
+    """heads/4 KV heads: the KV cache is exactly 4x smaller; the change in Shakespeare val loss
+    is shown, not asserted (over seeds 0..19 it ranged -5%..+7%, both signs)."""
     corpus = load_corpus()
     base = preset("char-small", vocab_size=corpus.vocab_size, num_attention_heads=8)  # d=64
     settings = TrainSettings(steps=GQA_STEPS, lr=1e-2, batch_size=8, seq_len=64)
@@ -340,8 +341,8 @@ def test_a_quarter_of_the_kv_heads_cuts_the_cache_4x_for_a_small_loss(seed, clai
         note=f"GQA val loss vs MHA: {gap:+.2%}"))
     claim.figure("gqa-loss", loss_curves(runs.runs, f"GQA vs MHA (seed {seed})"))
     assert cache["MHA 8 kv heads"] == 4 * cache["GQA 2 kv heads"]
-    claim.check("GQA val loss / MHA's - 1", gap, "<", 0.05)
-    claim.check("GQA val loss / MHA's - 1 (lower side)", gap, ">", -0.05)
+    # Not asserted: "within 5% of MHA" failed 5 of 40 runs (seeds 0..19, plain and perturbed);
+    # the gap takes both signs, so at this scale it is seed noise, not a cost of GQA.
 
 
 # --- 5. tiled attention: same numbers, O(seq x block) memory -------------------------------------
