@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from minimind import optim
 from minimind.config import ModelConfig
 from minimind.data import Corpus, load_corpus
 from minimind.lab.tables import Table
@@ -90,13 +91,13 @@ class Run:
 
 
 def lr_at(step: int, settings: TrainSettings) -> float:
-    """Linear warmup from lr/warmup to lr over `warmup` steps, then constant or cosine decay."""
+    """Linear warmup from lr/warmup to lr over `warmup` steps, then constant, or the trainer's
+    cosine decay to 10% (minimind.optim.lr_at)."""
     lr, warmup = settings.lr, settings.warmup
+    if settings.schedule == "cosine":
+        return optim.lr_at(step, settings.steps, lr, warmup)
     if step < warmup:
         return lr * (step + 1) / warmup
-    if settings.schedule == "cosine":
-        progress = (step - warmup) / max(settings.steps - warmup, 1)
-        return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
     return lr
 
 
