@@ -7,6 +7,8 @@ every check of every claim the measured value closest to its threshold and the m
 --write puts the margin table into the lesson's README (between the markers
 <!-- calibration:begin --> and <!-- calibration:end -->) and redraws the lesson's figures from
 the seed-0 run into its figures/ folder. Runs go in parallel, one single-threaded pytest each.
+Every run's outcomes are kept in .calibration/ (one JSON per seed and mode); --resume reuses
+them, so a calibration that was stopped picks up where it was (only for unchanged code).
 """
 from __future__ import annotations
 
@@ -45,8 +47,16 @@ class Measured:
         return value, margin
 
 
+def kept_path(runs: Path, paths: list[str], seed: int, perturb: bool) -> Path:
+    """Where one run's outcomes are kept: .calibration/<paths>/seed-<N>-<mode>.json"""
+    what = "+".join(p.strip("/").replace("/", "-") for p in paths) or "all"
+    return runs / what / f"seed-{seed}-{'perturbed' if perturb else 'plain'}.json"
+
+
 def run_one(paths: list[str], seed: int, perturb: bool, root: Path,
-            plots: Path | None) -> dict:
+            plots: Path | None, keep: Path, resume: bool) -> dict:
+    if resume and plots is None and keep.is_file():
+        return json.loads(keep.read_text(encoding="utf-8"))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "outcomes.json"
         # The figure run also runs the benchmarks, whose figures live in the same folders.
@@ -62,6 +72,8 @@ def run_one(paths: list[str], seed: int, perturb: bool, root: Path,
                               check=False)
         if not out.exists():
             raise RuntimeError(f"seed {seed}: pytest wrote no outcomes\n{proc.stdout[-2000:]}")
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(out, keep)
         return json.loads(out.read_text(encoding="utf-8"))
 
 
@@ -73,14 +85,16 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def failures_of(seed: int, perturb: bool, data: dict) -> list[str]:
+    return [f"seed {seed}{' perturbed' if perturb else ''}: {o['nodeid']} {o['status']}"
+            for o in data["outcomes"] if o["status"] not in ("passed", "skipped")]
+
+
 def collect(results: list[tuple[int, bool, dict]]) -> tuple[dict, list[str]]:
     measured: dict[tuple[str, str], Measured] = {}
     failures = []
     for seed, perturb, data in results:
-        for o in data["outcomes"]:
-            if o["status"] not in ("passed", "skipped"):
-                failures.append(f"seed {seed}{' perturbed' if perturb else ''}: {o['nodeid']} "
-                                f"{o['status']}")
+        failures += failures_of(seed, perturb, data)
         for nodeid, record in data["claims"].items():
             name = nodeid.split("::", 1)[-1]
             for c in record["checks"]:
@@ -140,6 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true",
                         help="write each lesson's margin table into its README and redraw its "
                              "figures from the plain seed-0 run")
+    parser.add_argument("--runs", default=".calibration",
+                        help="folder keeping every run's outcomes (default .calibration)")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse the runs kept in --runs instead of running them again "
+                             "(only valid while the code they ran is unchanged)")
     args = parser.parse_args(argv)
     root = Path.cwd()
     seeds = parse_seeds(args.seeds)
@@ -150,11 +169,14 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with ThreadPoolExecutor(args.jobs) as pool:
         futures = {pool.submit(run_one, args.paths, s, p, root,
-                               plots if (s == seeds[0] and not p) else None): (s, p)
+                               plots if (s == seeds[0] and not p) else None,
+                               kept_path(root / args.runs, args.paths, s, p), args.resume): (s, p)
                    for s, p in jobs}
         for done, (future, (s, p)) in enumerate(futures.items(), 1):
             results.append((s, p, future.result()))
-            print(f"  [{done}/{len(jobs)}] seed {s}{' perturbed' if p else ''}", flush=True)
+            failed = failures_of(s, p, results[-1][2])  # shown now, not only at the end
+            print(f"  [{done}/{len(jobs)}] seed {s}{' perturbed' if p else ''}"
+                  + "".join(f"\n      FAILED {f}" for f in failed), flush=True)
     measured, failures = collect(results)
     by_lesson: dict[str, dict] = defaultdict(dict)
     for key, m in measured.items():
