@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import logging
 import socket
 import threading
 import time
@@ -55,6 +56,7 @@ from minimind.dataset import encode_chat
 from minimind.generate import stream
 from minimind.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
 
+log = logging.getLogger("minimind.serve")
 DEFAULT_MAX_TOKENS = 256
 MAX_BODY_BYTES = 4 << 20
 MAX_TEMPERATURE = 2.0  # OpenAI's range; past it sampling is noise
@@ -130,7 +132,7 @@ class ChatRequest(BaseModel):
     max_completion_tokens: int | None = Field(None, ge=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, lt=1 << 63)
     n: int = Field(1, ge=1, le=1)
     user: str | None = None
 
@@ -410,8 +412,9 @@ def _usage(job: Job) -> dict[str, int]:
 def create_app(engine: ChatEngine) -> Any:
     """The FastAPI application serving `engine` (run it with uvicorn, or `server`)."""
 
+    # No /docs: FastAPI's page loads its scripts from a CDN, which an offline learner lacks.
     app = FastAPI(title="MiniMind", description="An OpenAI-compatible chat API for a MiniMind "
-                  "checkpoint.", docs_url="/docs", redoc_url=None)
+                  "checkpoint.", docs_url=None, redoc_url=None)
 
     def error(err: RequestError, headers: dict[str, str] | None = None) -> JSONResponse:
         return JSONResponse(err.body(), status_code=err.status, headers=headers)
@@ -421,6 +424,11 @@ def create_app(engine: ChatEngine) -> Any:
         kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
         return error(RequestError(f"{request.method} {request.url.path}: {exc.detail}", None,
                                   status=exc.status_code, kind=kind))
+
+    @app.exception_handler(Exception)
+    async def crash(request: Request, exc: Exception) -> JSONResponse:
+        return error(RequestError(f"internal error: {type(exc).__name__}: {exc}", None,
+                                  status=500, kind="server_error"))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:
@@ -447,7 +455,8 @@ def create_app(engine: ChatEngine) -> Any:
                                       f"{MAX_BODY_BYTES:,}", "body", status=413))
         try:
             body = parse_chat_request(await request.body())
-            prompt = engine.prepare(body)
+            # Tokenizing up to 4 MiB of text takes a while: not on the event loop.
+            prompt = await anyio.to_thread.run_sync(engine.prepare, body)
             job = engine.job(prompt, body)
         except Busy as err:
             return error(err, {"Retry-After": "1"})
@@ -461,7 +470,7 @@ def create_app(engine: ChatEngine) -> Any:
             return _JobResponse(job, _events(job, meta, usage),
                                 headers={**headers, "Cache-Control": "no-cache"})
         try:
-            reply = await _collect(job, request.is_disconnected)
+            reply = await _collect(job, request.receive)
         finally:
             job.close()
         if reply is None:  # nobody is listening any more
@@ -489,17 +498,32 @@ class _JobResponse(StreamingResponse):
             self.job.close()
 
 
-async def _collect(job: Job, disconnected: Callable[[], Awaitable[bool]]
+async def _collect(job: Job, receive: Callable[[], Awaitable[dict[str, Any]]]
                    ) -> tuple[str, str] | None:
-    """The whole reply and its finish reason; None once the client has gone."""
-    parts: list[str] = []
-    async for piece in job.pieces():
-        parts.append(piece.text)
-        if piece.finish_reason:
-            return "".join(parts), piece.finish_reason
-        if await disconnected():
-            return None
-    return "".join(parts), "length"  # closed while waiting
+    """The whole reply and its finish reason; None if the client leaves first (while in line
+    or while its reply is generated: a listener for the disconnect cancels the wait)."""
+    reply: tuple[str, str] | None = None
+    async with anyio.create_task_group() as group:
+        async def listen() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            group.cancel_scope.cancel()
+
+        group.start_soon(listen)
+        parts: list[str] = []
+        finish = "length"  # if closed while waiting
+        failure: Exception | None = None
+        try:
+            async for piece in job.pieces():
+                parts.append(piece.text)
+                finish = piece.finish_reason or finish
+            reply = "".join(parts), finish
+        except Exception as err:  # noqa: BLE001 - raised below, outside the task group
+            failure = err  # (inside it, anyio would wrap it in an ExceptionGroup)
+        group.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    return reply
 
 
 async def _events(job: Job, meta: dict[str, Any], include_usage: bool) -> AsyncIterator[str]:
@@ -510,11 +534,18 @@ async def _events(job: Job, meta: dict[str, Any], include_usage: bool) -> AsyncI
 
     try:
         yield event({"role": "assistant", "content": ""})
-        async for piece in job.pieces():
-            if piece.text:
-                yield event({"content": piece.text})
-            if piece.finish_reason:
-                yield event({}, piece.finish_reason)
+        try:
+            async for piece in job.pieces():
+                if piece.text:
+                    yield event({"content": piece.text})
+                if piece.finish_reason:
+                    yield event({}, piece.finish_reason)
+        except Exception as err:  # noqa: BLE001 - the status line is gone; tell the client
+            log.exception("generation failed")
+            failure = RequestError(f"internal error: {type(err).__name__}: {err}", None,
+                                   status=500, kind="server_error")
+            yield f"data: {json.dumps(failure.body())}\n\n"
+            return
         if include_usage:
             chunk = {**meta, "object": "chat.completion.chunk", "choices": [],
                      "usage": _usage(job)}

@@ -465,6 +465,52 @@ def test_a_client_that_disconnects_mid_stream_frees_its_work(loaded):
         assert status == 200
 
 
+def test_clients_that_leave_the_line_free_their_places(loaded):
+    """A client waiting for a slot that disconnects (plain or streaming) leaves the line at
+    once, without waiting for its turn."""
+    model, tok = loaded
+    engine = ChatEngine(_slowed(model, 0.002), tok, max_active=1, max_waiting=4)
+    with running(engine) as base:
+        first, resp = _open_stream(base, {"messages": GREETING, "max_tokens": 900,
+                                          "temperature": 0, "stream": True})
+        _read_events(resp, 2)
+        host, port = base.removeprefix("http://").rsplit(":", 1)
+        leavers = []
+        for stream_it in (False, True):
+            conn = http.client.HTTPConnection(host, int(port), timeout=60)
+            conn.request("POST", "/v1/chat/completions", headers={
+                "Content-Type": "application/json"}, body=json.dumps(
+                {"messages": GREETING, "max_tokens": 8, "stream": stream_it}).encode())
+            leavers.append(conn)
+        _wait_until(lambda: _health(base)["waiting"] == 2)
+        for conn in leavers:
+            conn.close()
+        _wait_until(lambda: _health(base)["waiting"] == 0)
+        assert _health(base)["active"] == 1, "the first reply is still being generated"
+        first.close()
+        _wait_until(lambda: _health(base)["active"] == 0)
+
+
+class _Broken(_Scripted):
+    def forward(self, ids, past_key_values=None, use_cache=False):
+        if past_key_values:
+            raise RuntimeError("the model broke")
+        return super().forward(ids, past_key_values, use_cache)
+
+
+def test_a_model_that_fails_mid_reply_gives_an_error_not_a_hang(tokenizer):
+    """An exception while generating is a 500 error body (or an error event mid-stream), and
+    the server keeps serving."""
+    engine = ChatEngine(_Broken(tokenizer.vocab_size, [70, 71]), tokenizer)
+    with running(engine) as base:
+        status, _, reply = _post(base, _ok(max_tokens=5))
+        assert status == 500 and "the model broke" in reply["error"]["message"]
+        with pytest.raises(openai.APIError, match="the model broke"):
+            list(_client(base).chat.completions.create(
+                model="x", messages=GREETING, max_tokens=5, stream=True))
+        assert _health(base)["active"] == 0 == _health(base)["waiting"]
+
+
 def test_a_full_server_answers_503_and_serves_waiting_clients_in_turn(loaded):
     """With one slot and one place in line, a third client gets 503; the waiting one is
     served once the first leaves, with the reply it would get alone."""
