@@ -342,14 +342,17 @@ class Job:
         self.generated = 0
         self.state = "waiting"  # -> active -> closed
         self._tokens: Iterator[tuple[torch.Tensor, Any]] | None = None
+        self._slots: asyncio.Semaphore | None = None
         engine.waiting += 1
 
     async def pieces(self) -> AsyncIterator[Piece]:
         engine = self.engine
-        await engine.slots().acquire()
+        slots = engine.slots()
+        await slots.acquire()
         if self.state == "closed":  # closed while waiting: hand the slot straight back
-            engine.slots().release()
+            slots.release()
             return
+        self._slots = slots
         engine.waiting -= 1
         engine.active += 1
         engine.peak_active = max(engine.peak_active, engine.active)
@@ -388,7 +391,8 @@ class Job:
             self.engine.waiting -= 1
         else:
             self.engine.active -= 1
-            self.engine.slots().release()
+            if self._slots is not None:
+                self._slots.release()
         self.state = "closed"
         if self._tokens is not None:
             close = getattr(self._tokens, "close", None)
