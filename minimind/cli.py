@@ -8,6 +8,7 @@
     minimind generate [CKPT] --prompt TEXT --tokens N    sample (KV cache)
     minimind eval CKPT --data FILE                 perplexity and bits per character
     minimind export CKPT DIR                       a Hugging Face Llama folder with the tokenizer
+    minimind serve CKPT [--host H] [--port P]      an OpenAI-compatible API and a chat page
     minimind progress                              the course's exercise progress
 
 Errors print one line, `error: ...`, and exit with status 2; --debug shows the traceback.
@@ -310,6 +311,33 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from minimind.serve import ChatEngine, bind, is_loopback, server, url_of
+
+    if not args.host:
+        raise UsageError("--host is empty; give an address such as 127.0.0.1")
+    sock = bind(args.host, args.port)  # before loading: a busy port fails in a blink
+    try:
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        model, tokenizer, _ = _load(args.checkpoint)
+        name = args.name or Path(args.checkpoint).stem
+        engine = ChatEngine(model, tokenizer, model_id=name, max_active=args.max_active,
+                            max_waiting=args.max_waiting, default_max_tokens=args.max_tokens)
+        url = url_of(sock)
+        if not is_loopback(args.host):
+            print(f"warning: {args.host} is reachable from other machines and the server has "
+                  "no authentication", file=sys.stderr)
+        print(f"serving {args.checkpoint} as model '{name}' (context {engine.context}): "
+              f"chat page {url}/ , API {url}/v1 ; Ctrl-C stops", file=sys.stderr)
+        server(engine, log_level=args.log_level).run(sockets=[sock])
+    finally:
+        sock.close()
+    return 0
+
+
 # --- progress (the course) ---------------------------------------------------------------------
 
 def progress(impl: str | None) -> int:
@@ -437,6 +465,36 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("out_dir", metavar="DIR", help="folder to write")
     x.set_defaults(func=cmd_export)
 
+    s = sub("serve", "an OpenAI-compatible chat API and a chat page for a checkpoint",
+            "Serve a checkpoint (with a BPE tokenizer) over HTTP: POST /v1/chat/completions "
+            "(OpenAI's shapes, messages in ChatML, temperature/top_p/max_tokens/stream as "
+            "server-sent events), GET /v1/models, GET /health, and a chat page at /. Replies "
+            "use the KV cache. At most --max-active replies are generated at once, one token "
+            "each in turn; --max-waiting more wait in line; past that the answer is 503. A "
+            "prompt that leaves no room for the reply loses its oldest non-system messages; "
+            "if that is not enough the request is refused (400).")
+    s.add_argument("checkpoint", help="checkpoint file (from `minimind train`)")
+    s.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on; 0.0.0.0 exposes the unauthenticated server to "
+                        "the network")
+    s.add_argument("--port", type=int, default=8000, help="port (0: any free one)")
+    s.add_argument("--name", default=None,
+                   help="model id in /v1/models and responses (default: the checkpoint's "
+                        "file name without its extension)")
+    s.add_argument("--max-active", type=int, default=8,
+                   help="replies generated at once, interleaved token by token")
+    s.add_argument("--max-waiting", type=int, default=32,
+                   help="requests that may wait in line beyond those; more get 503")
+    s.add_argument("--max-tokens", type=int, default=256,
+                   help="reply length when a request gives no max_tokens (capped at what the "
+                        "context leaves)")
+    s.add_argument("--threads", type=int, default=0,
+                   help="CPU threads for the model (0: PyTorch's default, all cores)")
+    s.add_argument("--log-level", default="info",
+                   choices=["critical", "error", "warning", "info", "debug"],
+                   help="uvicorn's log level (info logs every request)")
+    s.set_defaults(func=cmd_serve)
+
     r = sub("progress", "the course: exercise progress for every lesson")
     r.add_argument("--impl", help="a module with your implementations (default: exercises.py)")
     r.set_defaults(func=cmd_progress)
@@ -467,6 +525,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _is_user_error(err: Exception) -> bool:
     names = {"UsageError", "DataError", "ConfigError", "CheckpointError", "ExportError",
-             "TokenizerError", "TrainError", "ValueError", "FileNotFoundError",
+             "TokenizerError", "TrainError", "ServeError", "ValueError", "FileNotFoundError",
              "PermissionError", "IsADirectoryError"}
     return any(cls.__name__ in names for cls in type(err).__mro__)

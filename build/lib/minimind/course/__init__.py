@@ -1,0 +1,11 @@
+"""The course machinery: the pytest plugin, lessons and their exercises, the catalogue of known
+mistakes, diagnosis of wrong answers, claims' measured checks, progress and calibration.
+
+The model library (minimind/*.py and minimind/lab/) never imports this package; lesson tests
+and the suite's meta-tests do:
+
+    from minimind.course import check_close
+"""
+from minimind.course.diagnosis import WrongAnswer, check_close
+
+__all__ = ["WrongAnswer", "check_close"]
