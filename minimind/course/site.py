@@ -447,17 +447,19 @@ def mkdocs_config(lessons: list[LessonInfo], code_modules: list[str], site_dir: 
         "strict: true",
         "theme:",
         "  name: material",
+        "  custom_dir: overrides",
         "  font: false  # no web fonts: the site builds and reads offline",
         "  language: en",
         "  features: [navigation.sections, navigation.top, search.highlight, "
         "content.code.copy, toc.follow]",
         "plugins:",
-        "  - search",
+        "  - search:",
+        "      lang: en  # lunr's Chinese support needs a segmenter; English words still match",
         "  - i18n:",
         "      docs_structure: suffix",
         "      fallback_to_default: true",
         "      reconfigure_material: true",
-        "      reconfigure_search: true",
+        "      reconfigure_search: false",
         "      languages:",
         "        - locale: en",
         "          name: English",
@@ -544,6 +546,7 @@ def generate(root: Path = PACKAGE_ROOT, outcomes: Path | None = None,
     (docs / "assets").mkdir()
     for asset in ("quiz.js", "extra.css"):
         shutil.copy(PAGES / asset, docs / "assets" / asset)
+    shutil.copytree(PAGES / "overrides", src / "overrides")
     config = src / "mkdocs.yml"
     config.write_text(mkdocs_config(lessons, sorted(code_modules), build / SITE_DIR),
                       encoding="utf-8")

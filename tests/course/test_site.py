@@ -219,6 +219,14 @@ def served(built):
     server.server_close()
 
 
+def _page(browser, **options):
+    """A new page with generous limits: a page loads in well under a second on an idle machine,
+    but CI's cores may be shared."""
+    page = browser.new_page(**options)
+    page.set_default_timeout(120_000)
+    return page
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
@@ -239,7 +247,7 @@ def test_every_page_opens_in_chromium_without_broken_links_images_or_console_err
         served, browser):
     """From the home page, every page the site links (both languages) loads with status 200,
     no console error, no failed request, every image decoded and every anchor present."""
-    page = browser.new_page()
+    page = _page(browser)
     errors: list[str] = []
     page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}")
             if m.type == "error" else None)
@@ -283,7 +291,7 @@ def test_every_page_opens_in_chromium_without_broken_links_images_or_console_err
 def test_search_finds_a_lesson_and_screenshots_are_saved(served, browser):
     """Typing 'RMSNorm' in the search box lists lesson 01; the home page and lesson 01 are
     saved as screenshots under build/screenshots/."""
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page = _page(browser, viewport={"width": 1280, "height": 900})
     page.goto(f"{served}/", wait_until="load")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "home.png"), full_page=True)
@@ -291,7 +299,7 @@ def test_search_finds_a_lesson_and_screenshots_are_saved(served, browser):
     search.click()
     search.fill("RMSNorm")
     results = page.locator(".md-search-result__item a")
-    results.first.wait_for(timeout=15000)
+    results.first.wait_for(timeout=60_000)  # the index is built in a worker on first use
     hrefs = results.evaluate_all("as => as.map(a => a.href)")
     assert any("01_normalization" in h for h in hrefs), hrefs
     page.goto(f"{served}/lessons/{LESSONS[0].name}/", wait_until="load")
@@ -303,7 +311,7 @@ def test_search_finds_a_lesson_and_screenshots_are_saved(served, browser):
 def test_a_quiz_in_the_browser_checks_an_answer_and_shows_its_explanation(served, browser):
     """On lesson 01's quiz page a wrong number is marked wrong with the answer, a right one
     right, and the explanation appears."""
-    page = browser.new_page()
+    page = _page(browser)
     page.goto(f"{served}/lessons/{LESSONS[0].name}/quiz/", wait_until="load")
     box = page.locator(".quiz-question[data-kind='number']").first
     expected = json.loads(box.get_attribute("data-answer"))
