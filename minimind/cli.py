@@ -10,6 +10,8 @@
     minimind export CKPT DIR                       a Hugging Face Llama folder with the tokenizer
     minimind serve CKPT [--host H] [--port P]      an OpenAI-compatible API and a chat page
     minimind progress                              the course's exercise progress
+    minimind quiz 01 [--answers "b;17;..."]        a lesson's quiz, each answer checked
+    minimind site build | serve                    the course website (build/site/)
 
 Errors print one line, `error: ...`, and exit with status 2; --debug shows the traceback.
 """
@@ -351,6 +353,18 @@ def cmd_progress(args: argparse.Namespace) -> int:
     return progress(args.impl)
 
 
+def cmd_quiz(args: argparse.Namespace) -> int:
+    from minimind.course.quiz import ask
+
+    return ask(args.lesson, args.answers)
+
+
+def cmd_site(args: argparse.Namespace) -> int:
+    from minimind.course.site import run
+
+    return run(args)
+
+
 # --- the parser --------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -498,6 +512,26 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub("progress", "the course: exercise progress for every lesson")
     r.add_argument("--impl", help="a module with your implementations (default: exercises.py)")
     r.set_defaults(func=cmd_progress)
+
+    q = sub("quiz", "the course: a lesson's quiz, each answer checked and explained",
+            "Ask a lesson's quiz (lessons/NN_topic/quiz.toml) in the terminal; exit status 0 "
+            "when every answer is right, 1 otherwise.")
+    q.add_argument("lesson", help="the lesson: 01, 1 or 01_normalization")
+    q.add_argument("--answers", default=None,
+                   help="answer without prompts: the answers in order, separated by ';' "
+                        "(default: ask)")
+    q.set_defaults(func=cmd_quiz)
+
+    w = sub("site", "the course: build the website (MkDocs Material) or serve it locally",
+            "Generate the course site from the repository into build/site-src and build it "
+            "with `mkdocs build --strict` into build/site, offline.")
+    w.add_argument("action", choices=("build", "serve"),
+                   help="build: write build/site/; serve: build, then serve it locally")
+    w.add_argument("--outcomes", default=None, metavar="FILE",
+                   help="claim tables from this `pytest --outcomes-json` report instead of the "
+                        "READMEs' calibration blocks (default: the READMEs')")
+    w.add_argument("--port", type=int, default=8000, help="port for serve")
+    w.set_defaults(func=cmd_site)
     return parser
 
 
@@ -526,5 +560,5 @@ def main(argv: list[str] | None = None) -> int:
 def _is_user_error(err: Exception) -> bool:
     names = {"UsageError", "DataError", "ConfigError", "CheckpointError", "ExportError",
              "TokenizerError", "TrainError", "ServeError", "ValueError", "FileNotFoundError",
-             "PermissionError", "IsADirectoryError"}
+             "PermissionError", "IsADirectoryError", "QuizError", "SiteError"}
     return any(cls.__name__ in names for cls in type(err).__mro__)

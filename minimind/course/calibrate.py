@@ -187,6 +187,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{lesson}\n{table}")
         if args.write and lesson != "other":
             write_readme(root / "lessons" / lesson / "README.md", table)
+            # Translations (README.zh.md, ...) carry the same generated table, never a typed one.
+            for translation in sorted((root / "lessons" / lesson).glob("README.*.md")):
+                if BEGIN in translation.read_text(encoding="utf-8"):
+                    write_readme(translation, table)
             figures = root / "lessons" / lesson / "figures"
             drawn = sorted((plots / lesson).glob("*.png")) if plots else []
             if drawn:
