@@ -151,6 +151,32 @@ class Corpus:
         return windows[:, :-1], windows[:, 1:]
 
 
+def ngram_entropy(ids: Tensor, vocab_size: int, order: int) -> float:
+    """The best loss, in nats per token, of a model that sees the previous order - 1 tokens.
+
+    order 1 is the unigram entropy (token frequencies alone); order 2 the bigram conditional
+    entropy H(next | previous), from the counts of adjacent pairs. These are the losses that
+    the counts themselves achieve on `ids`: the levels a language model's loss passes on its
+    way down.
+    """
+    if order not in (1, 2):
+        raise ValueError(f"order must be 1 (unigram) or 2 (bigram), got {order}")
+    if ids.dim() != 1 or len(ids) < order:
+        raise ValueError(f"ids must be a 1-D tensor of at least {order} tokens, "
+                         f"got shape {tuple(ids.shape)}")
+    ids = ids.long()
+    if order == 1:
+        counts = torch.bincount(ids, minlength=vocab_size).double()
+        p = counts[counts > 0] / counts.sum()
+        return float(-(p * p.log()).sum())
+    pairs = torch.bincount(ids[:-1] * vocab_size + ids[1:], minlength=vocab_size ** 2)
+    pairs = pairs.double().reshape(vocab_size, vocab_size)
+    seen = pairs > 0
+    joint = pairs / pairs.sum()
+    conditional = pairs / pairs.sum(1, keepdim=True).clamp(min=1)
+    return float(-(joint[seen] * conditional[seen].log()).sum())
+
+
 _default_corpus_path: str | None = None
 
 

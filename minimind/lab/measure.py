@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 
@@ -60,3 +60,55 @@ def peak_allocated(fn: Callable[[], Any]) -> int:
         live += e.nbytes()
         peak = max(peak, live)
     return peak
+
+
+def _nonfinite(value: Any) -> bool:
+    """True when value is, or (a tuple or model output) holds first, a tensor with inf or NaN."""
+    if isinstance(value, (tuple, list)):
+        value = next((v for v in value if isinstance(v, Tensor)), None)
+    elif value is not None and not isinstance(value, Tensor):
+        value = getattr(value, "logits", None)
+    return isinstance(value, Tensor) and value.is_floating_point() and \
+        not bool(torch.isfinite(value).all())
+
+
+def nonfinite_origin(model: nn.Module, loss_fn: Callable[[], Tensor]) -> str | None:
+    """Where the first inf or NaN of one training step appears, or None when there is none.
+
+    Runs loss_fn() (the forward pass) and the backward pass, checking in the order they compute:
+    the weights ("weight NAME"), every module's output as it finishes ("output NAME", so an
+    inner module is named before the block that holds it), the loss ("loss"), then the
+    gradients as backward produces them ("grad NAME"). Leaves the gradients in place.
+    """
+    for name, p in model.named_parameters():
+        if _nonfinite(p):
+            return f"weight {name}"
+    found: list[str] = []
+
+    def watch(name: str) -> Callable[..., None]:
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            if not found and _nonfinite(output):
+                found.append(f"output {name}")
+        return hook
+
+    def watch_grad(name: str) -> Callable[[Tensor], None]:
+        def hook(grad: Tensor) -> None:
+            if not found and _nonfinite(grad):
+                found.append(f"grad {name}")
+        return hook
+
+    handles = [m.register_forward_hook(watch(n or "(the whole model)"))
+               for n, m in model.named_modules()]
+    try:
+        loss = loss_fn()
+        if found:
+            return found[0]
+        if _nonfinite(loss):
+            return "loss"
+        handles += [p.register_hook(watch_grad(n)) for n, p in model.named_parameters()
+                    if p.requires_grad]
+        loss.backward()
+    finally:
+        for h in handles:
+            h.remove()
+    return found[0] if found else None

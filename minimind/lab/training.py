@@ -55,6 +55,7 @@ class TrainSettings:
     schedule: str = "constant"  # after warmup: "constant", or "cosine" decay to 10% at the end
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.95)
+    optimizer: str = "adamw"  # or "sgd": SGD with momentum betas[0] (no adaptive step size)
     grad_clip: float | None = None  # clip the global grad norm; None records it but never clips
     eval_batches: int = 8  # validation batches after training
     num_threads: int = 1
@@ -139,6 +140,17 @@ def randomize_weights(model: nn.Module, seed: int) -> nn.Module:
     return model.eval()
 
 
+def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+    """AdamW, or SGD with momentum betas[0] (settings.optimizer), over all of model's weights."""
+    if settings.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=settings.lr, betas=settings.betas,
+                                 weight_decay=settings.weight_decay)
+    if settings.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.betas[0],
+                               weight_decay=settings.weight_decay)
+    raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {settings.optimizer!r}")
+
+
 def fit(
     model: nn.Module,
     next_batch: Callable[[int], tuple[Tensor, Tensor]],
@@ -152,10 +164,7 @@ def fit(
     The initial weights are nudged first when perturbing (see nudge_weights).
     """
     nudge_weights(model)
-    opt = torch.optim.AdamW(
-        model.parameters(), lr=settings.lr, betas=settings.betas,
-        weight_decay=settings.weight_decay,
-    )
+    opt = make_optimizer(model, settings)
     losses: list[float] = []
     grad_norms: list[float] = []
     bad_step = None

@@ -1,9 +1,16 @@
 """Data: the built-in Shakespeare, user corpora with clear errors, the character tokenizer."""
+import math
 
 import pytest
 import torch
 
-from minimind.data import CharTokenizer, DataError, load_corpus, markdown_play_to_text
+from minimind.data import (
+    CharTokenizer,
+    DataError,
+    load_corpus,
+    markdown_play_to_text,
+    ngram_entropy,
+)
 
 
 def test_shakespeare_corpus_is_normalised_speaker_text_with_a_fixed_split():
@@ -48,3 +55,16 @@ def test_tokenizer_round_trips_and_rejects_unknown_characters():
     assert tok.decode(tok.encode("cab a")) == "cab a"
     with pytest.raises(ValueError, match="'z'"):
         tok.encode("az")
+
+
+def test_ngram_entropy_of_known_sequences():
+    """Uniform over 4 tokens: unigram ln 4; a sequence whose next token is fixed: bigram 0."""
+    cycle = torch.tensor([0, 1, 2, 3] * 50)
+    assert ngram_entropy(cycle, 4, 1) == pytest.approx(math.log(4), rel=1e-12)
+    assert ngram_entropy(cycle, 4, 2) == pytest.approx(0.0, abs=1e-12)
+    coin = torch.randint(2, (20_000,), generator=torch.Generator().manual_seed(0))
+    assert ngram_entropy(coin, 2, 2) == pytest.approx(math.log(2), abs=1e-3)
+    with pytest.raises(ValueError, match="order"):
+        ngram_entropy(cycle, 4, 3)
+    with pytest.raises(ValueError, match="1-D"):
+        ngram_entropy(cycle.reshape(2, -1), 4, 1)
