@@ -14,8 +14,9 @@ text, lowest rank first; decoding concatenates each token's bytes.
 What the fast tokenizer (Hugging Face `tokenizers`, `minimind.tokenizer.train_bpe`) adds on
 top: it first splits text into words (GPT-2's pattern: a leading space joins the word after it)
 and never merges across a word boundary, it counts pairs once per distinct word, and it updates
-counts incrementally instead of recounting. Given the same words and the same tie rule, both
-learn the same merges (tests/library/test_bpe.py).
+counts incrementally instead of recounting. On the same text without pre-tokenization both
+learn the same merges, and given the fast tokenizer's merges `encode` gives its tokens word by
+word (tests/library/test_bpe.py).
 """
 from __future__ import annotations
 
@@ -55,8 +56,9 @@ def merge_pair(ids: Sequence[int], pair: Pair, new_id: int) -> list[int]:
 
 def most_frequent_pair(counts: dict[Pair, int]) -> Pair:
     """The pair with the highest count; among equal counts, the smallest pair (first id, then
-    second). Deterministic whatever order the pairs were counted in, and the rule Hugging Face's
-    trainer uses (it compares its own ids, which order merged tokens as we do)."""
+    second). Deterministic whatever order the pairs were counted in. Hugging Face's trainer
+    breaks ties the same way on its own ids, which order ASCII characters and merged tokens as
+    ours do (not so bytes that its byte-level mapping renames, such as the space)."""
     if not counts:
         raise ValueError("no pairs to choose from: the sequence has fewer than two ids")
     return min(counts, key=lambda pair: (-counts[pair], pair))
