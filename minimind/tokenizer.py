@@ -155,6 +155,29 @@ def train_bpe(texts: Iterable[str], vocab_size: int = DEFAULT_VOCAB_SIZE) -> BPE
     return BPETokenizer(tok)
 
 
+def smaller_vocab(tokenizer: BPETokenizer, vocab_size: int) -> BPETokenizer:
+    """The tokenizer training to `vocab_size` would have given: the first merges only.
+
+    BPE learns one merge at a time, greedily, so a run to a smaller vocabulary stops after a
+    prefix of the same merges: one training run gives the whole family of smaller tokenizers.
+    """
+    check_vocab_size(vocab_size)
+    if vocab_size > tokenizer.vocab_size:
+        raise TokenizerError(f"cannot grow a vocabulary of {tokenizer.vocab_size} to "
+                             f"{vocab_size}: train a larger one")
+    data = json.loads(tokenizer.tok.to_str())
+    model = data["model"]
+    if model.get("type") != "BPE":
+        raise TokenizerError(f"not a BPE tokenizer (model type {model.get('type')!r})")
+    vocab = {t: i for t, i in model["vocab"].items() if i < vocab_size}
+    merges = [m if isinstance(m, list) else m.split(" ") for m in model["merges"]]
+    kept = 0
+    while kept < len(merges) and "".join(merges[kept]) in vocab:  # the merges, in order, that
+        kept += 1  # make tokens below vocab_size
+    model["vocab"], model["merges"] = vocab, merges[:kept]
+    return bpe_from_json(json.dumps(data))
+
+
 def bpe_from_json(text: str) -> BPETokenizer:
     from tokenizers import Tokenizer
 

@@ -136,3 +136,84 @@ def check_close(found: Any, expected: Any, *, atol: float, rtol: float, what: st
         lines.append(f"hint: no known mistake gives this {what}; re-read what {call.name}'s "
                      f"docstring asks for and try it on a tiny input by hand")
     raise WrongAnswer("\n  ".join(lines))
+
+
+def _plain(value: Any) -> Any:
+    """Lists and tuples compared alike (a merge may come back as [a, b] or (a, b))."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def describe_difference(found: Any, expected: Any) -> str | None:
+    """None when found == expected (lists and tuples alike); otherwise where they first differ."""
+    a, e = _plain(found), _plain(expected)
+    if a == e:
+        return None
+    if type(a) is not type(e):
+        return (f"expected a {type(expected).__name__}, got {type(found).__name__}: "
+                f"{_shown(found)}")
+    if isinstance(a, dict):
+        missing = [k for k in e if k not in a]
+        extra = [k for k in a if k not in e]
+        wrong = [k for k in e if k in a and a[k] != e[k]]
+        lines = [f"{len(a)} entries found vs {len(e)} expected"]
+        if missing:
+            lines.append(f"missing keys ({len(missing)}), e.g. {_shown(missing[:3])}")
+        if extra:
+            lines.append(f"unexpected keys ({len(extra)}), e.g. {_shown(extra[:3])}")
+        if wrong:
+            k = wrong[0]
+            lines.append(f"{len(wrong)} wrong values, e.g. at {k!r}: found {_shown(a[k])}, "
+                         f"expected {_shown(e[k])}")
+        return "\n".join(lines)
+    if isinstance(a, (list, str, bytes)):
+        first = next((i for i, (x, y) in enumerate(zip(a, e)) if x != y), min(len(a), len(e)))
+        lo = max(first - 3, 0)
+        return (f"length found {len(a)} vs expected {len(e)}; first difference at index "
+                f"{first}: found {_shown(a[lo:first + 4])}, expected {_shown(e[lo:first + 4])}"
+                f" (from index {lo})")
+    return f"found {_shown(found)}, expected {_shown(expected)}"
+
+
+def matching_mistake_exactly(found: Any) -> Mistake | None:
+    """The known wrong version that, given the learner's inputs, returns exactly `found`."""
+    call = _call_that_returned(found)
+    if call is None:
+        return None
+    for candidate in call.mistakes:
+        args, kwargs = snapshot((call.args, call.kwargs))
+        try:
+            wrong = candidate.fn(*args, **kwargs)
+        except Exception:  # a wrong version may not apply to these inputs at all
+            continue
+        if _plain(wrong) == _plain(found):
+            return candidate
+    return None
+
+
+def check_equal(found: Any, expected: Any, *, what: str = "output") -> None:
+    """Assert found == expected for plain Python results (token ids, merge lists, counts,
+    strings); on failure raise WrongAnswer saying where they first differ and, when a known
+    wrong version returns exactly the learner's result, naming it."""
+    __tracebackhide__ = True
+    message = describe_difference(found, expected)
+    if message is None:
+        return
+    call = _call_that_returned(found)
+    head = f"{call.name} returned a wrong {what}" if call else f"the {what} is wrong"
+    lines = [head + ":", *message.splitlines()]
+    known = matching_mistake_exactly(found)
+    if known is not None:
+        lines += [f"this matches a known mistake: {known.description}", f"hint: {known.hint}"]
+    elif call is not None:
+        lines.append(f"hint: no known mistake gives this {what}; re-read what {call.name}'s "
+                     f"docstring asks for and try it on a tiny input by hand")
+    raise WrongAnswer("\n  ".join(lines))

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from minimind.course.claims import Check, ClaimFailed, ClaimRecord
-from minimind.course.diagnosis import diagnose
+from minimind.course.diagnosis import WrongAnswer, check_equal, describe_difference, diagnose
 
 
 def test_diagnosis_names_shape_dtype_nan_and_the_largest_difference():
@@ -20,6 +20,18 @@ def test_diagnosis_names_shape_dtype_nan_and_the_largest_difference():
     assert "NaN count found 1 vs expected 0" in msg and "(1, 2)" in msg
     assert diagnose(expected, expected, atol=0, rtol=0) is None
 
+
+
+def test_plain_results_are_compared_exactly_and_described_where_they_first_differ():
+    """Token ids, merge lists, counts and strings: equal, or the first difference named."""
+    assert describe_difference([(1, 2), (3, 4)], [[1, 2], [3, 4]]) is None  # tuple or list
+    assert "first difference at index 2" in describe_difference([1, 2, 9, 4], [1, 2, 3, 4])
+    assert "length found 3 vs expected 4" in describe_difference([1, 2, 3], [1, 2, 3, 4])
+    msg = describe_difference({(1, 2): 2, (5, 5): 1}, {(1, 2): 3, (2, 1): 1})
+    assert "missing keys" in msg and "unexpected keys" in msg and "at (1, 2)" in msg
+    assert "expected a str, got list" in describe_difference([104], "h")
+    with pytest.raises(WrongAnswer, match="the text is wrong"):
+        check_equal("hé", "he", what="text")
 
 @pytest.mark.parametrize("value, op, threshold, margin", [
     (2.0, "<", 4.0, 0.5), (5.0, "<", 4.0, -0.25), (3.0, ">", 2.0, 0.5), (0.5, ">", 0.0, 0.5),

@@ -11,6 +11,7 @@ from minimind.tokenizer import (
     SPECIAL_TOKENS,
     TokenizerError,
     load_tokenizer,
+    smaller_vocab,
     tokenizer_from_state,
     train_bpe,
 )
@@ -66,3 +67,16 @@ def test_a_missing_tokenizer_folder_is_a_clear_error(tmp_path):
     """load_tokenizer on an empty folder says how to make one."""
     with pytest.raises(TokenizerError, match="minimind tokenizer"):
         load_tokenizer(tmp_path)
+
+
+def test_a_smaller_vocabulary_is_a_prefix_of_the_merges_and_equals_training_to_it():
+    """smaller_vocab(train(V), v) is train(v): BPE learns its merges greedily, one at a time."""
+    import json
+
+    lines = shakespeare_text()[:100_000].splitlines(keepends=True)
+    cut = smaller_vocab(train_bpe(lines, 700), 500)
+    direct = train_bpe(lines, 500)
+    assert cut.vocab_size == 500
+    assert json.loads(cut.tok.to_str())["model"] == json.loads(direct.tok.to_str())["model"]
+    with pytest.raises(TokenizerError, match="cannot grow"):
+        smaller_vocab(direct, 700)
