@@ -178,8 +178,8 @@ def test_penalize_seen_tokens_at_each_position_is_the_decoders_penalty():
 def test_repeated_ngram_fraction_is_zero_for_distinct_text_and_near_one_for_a_loop():
     """abcdef repeats nothing; a loop of period 3 repeats every n-gram after its first three."""
     assert repeated_ngram_fraction([1, 2, 3, 4, 5, 6], 2) == 0.0
-    loop = [1, 2, 3] * 10  # 27 trigrams, 3 distinct
-    assert repeated_ngram_fraction(torch.tensor(loop), 3) == pytest.approx(24 / 27)
+    loop = [1, 2, 3] * 10  # 28 trigrams, 3 distinct
+    assert repeated_ngram_fraction(torch.tensor(loop), 3) == pytest.approx(25 / 28)
     assert repeated_ngram_fraction([1, 2], 4) == 0.0
     with pytest.raises(ValueError, match="n must be an int >= 1"):
         repeated_ngram_fraction([1, 2], 0)
