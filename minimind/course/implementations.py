@@ -67,9 +67,15 @@ CALLS: contextvars.ContextVar[list[Call] | None] = contextvars.ContextVar("calls
 
 
 def snapshot(value: Any) -> Any:
-    """A copy of tensors (also inside lists, tuples and dicts); other objects are shared."""
+    """A copy of tensors and random generators (also inside lists, tuples and dicts); other
+    objects are shared. A generator's copy is at the state it had, so a known mistake replays
+    the draws the learner's function made from it."""
     if isinstance(value, Tensor):
         return value.detach().clone()
+    if isinstance(value, torch.Generator):
+        copy = torch.Generator(device=value.device)
+        copy.set_state(value.get_state())
+        return copy
     if isinstance(value, (list, tuple)):
         return type(value)(snapshot(v) for v in value)
     if isinstance(value, dict):
