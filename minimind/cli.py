@@ -530,6 +530,10 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--out", required=True, help="jsonl file to write (required, no default)")
     k.set_defaults(func=cmd_tasks)
 
+    # post-training after SFT (lessons 12, 13): dpo, grpo, distill
+    from minimind.posttrain_cli import add_posttrain_commands
+    add_posttrain_commands(sub)
+
     g = sub("generate", "sample text from a checkpoint (KV cache)")
     g.add_argument("checkpoint", nargs="?", default=DEFAULT_CKPT, help="checkpoint file "
                    f"(default: {DEFAULT_CKPT})")
