@@ -1,8 +1,6 @@
 """Exercise tests for lesson 13: each passes on a right answer and names the mistake otherwise."""
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from minimind.course import check_close
 from minimind.rl import clipped_policy_loss, group_advantages, kl_estimate
@@ -37,14 +35,16 @@ def test_group_advantages_eps_matters_for_nearly_equal_rewards(impl):
 
 
 @pytest.mark.exercise("group_advantages")
-@settings(max_examples=25, deadline=None)
-@given(st.lists(st.integers(0, 10), min_size=8, max_size=8), st.sampled_from([2, 4, 8]))
-def test_group_advantages_have_zero_mean_in_every_group(impl, ints, group_size):
-    """Whatever the rewards, each group's advantages sum to 0 and match the reference."""
-    rewards = torch.tensor(ints, dtype=torch.float) / 10
+@pytest.mark.parametrize("group_size", [2, 4, 8])
+def test_group_advantages_have_zero_mean_in_every_group(impl, group_size):
+    """Random rewards in [0, 1]: each group's advantages sum to 0 and match the reference."""
+    rewards = torch.randint(0, 11, (16,), generator=torch.Generator().manual_seed(group_size))
+    rewards = rewards.float() / 10
     found = impl.group_advantages(rewards, group_size)
     check_close(found, group_advantages(rewards, group_size), atol=1e-4, rtol=1e-4,
                 what="advantages")
+    sums = found.view(-1, group_size).sum(-1)
+    check_close(sums, torch.zeros_like(sums), atol=1e-4, rtol=0, what="sum per group")
 
 
 def _policy_batch(seed: int):
@@ -100,10 +100,10 @@ def test_kl_estimate_is_zero_where_policy_and_reference_agree(impl):
 
 
 @pytest.mark.exercise("kl_estimate")
-@settings(max_examples=30, deadline=None)
-@given(st.floats(-8, 0), st.floats(-8, 0))
-def test_kl_estimate_is_never_negative(impl, a, b):
-    """Whatever the two log-probs, the estimate is >= 0 and equals the reference formula."""
-    logp, ref = torch.tensor([a]), torch.tensor([b])
+def test_kl_estimate_is_never_negative(impl):
+    """On a grid of log-prob pairs from -8 to 0 the estimate is >= 0 and equals the formula."""
+    grid = torch.linspace(-8, 0, 17)
+    logp, ref = grid[:, None].expand(17, 17), grid[None, :].expand(17, 17)
     found = impl.kl_estimate(logp, ref)
     check_close(found, kl_estimate(logp, ref), atol=1e-5, rtol=1e-5, what="KL estimate")
+    assert (found >= 0).all(), f"negative estimates: {found[found < 0][:5]}"
