@@ -4,6 +4,8 @@
     minimind train                                 a small model on Shakespeare -> out/minimind.pt
     minimind train --out CKPT --data FILE --tokenizer DIR --preset minimind2-small --steps N
     minimind train --out CKPT --resume            continue a stopped run where it stopped
+    minimind sft --init CKPT --data sft.jsonl --out SFT    supervised fine-tuning (ChatML)
+    minimind tasks addition,reverse --n 2000 --out sft.jsonl    chat tasks with exact answers
     torchrun --nproc_per_node N -m minimind train ...    data-parallel over N processes
     minimind generate [CKPT] --prompt TEXT --tokens N    sample (KV cache)
     minimind eval CKPT --data FILE                 perplexity and bits per character
@@ -134,13 +136,14 @@ def _model_config(args: argparse.Namespace, vocab_size: int) -> Any:
     return preset(args.preset, vocab_size=vocab_size)
 
 
-def _recipe(args: argparse.Namespace, resumed: Any) -> Any:
+def _recipe(args: argparse.Namespace, resumed: Any,
+            defaults: dict[str, Any] | None = None) -> Any:
     """The TrainConfig: command-line values over the checkpoint's (on --resume) or defaults."""
     from minimind.trainer import TrainConfig
 
     given = {k: getattr(args, k) for k in TRAIN_DEFAULTS if getattr(args, k) is not None}
     if resumed is None:
-        return TrainConfig(**{**TRAIN_DEFAULTS, **given})
+        return TrainConfig(**{**(defaults or TRAIN_DEFAULTS), **given})
     old = resumed.train.to_dict()
     changed = [f"--{k.replace('_', '-')} {v} (the run used {old[k]})" for k, v in given.items()
                if k not in CHANGEABLE_ON_RESUME and v != old[k]]
@@ -212,6 +215,96 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"trained to step {result.step} in {result.seconds:.1f}s "
           f"({result.tokens_per_second:,.0f} tokens/s): train loss {result.train_loss:.3f}, "
           f"val loss {val}; saved {out}")
+    return 0
+
+
+# --- sft / tasks ---------------------------------------------------------------------------------
+
+# `minimind sft`'s recipe: a short run at a lower rate from pretrained weights.
+SFT_DEFAULTS: dict[str, Any] = {
+    **TRAIN_DEFAULTS, "steps": 300, "lr": 5e-4, "warmup": 10, "seq_len": 256,
+    "eval_every": 50, "save_every": 100,
+}
+TASKS_PREFIX = "tasks:"  # --data tasks:addition,reverse makes the data in-process
+
+
+def _sft_records(data: str, examples: int, seed: int) -> tuple[list[dict], str]:
+    """SFT records from a jsonl file, or made in-process from `tasks:KIND[,KIND...]`."""
+    from minimind.dataset import read_jsonl
+    from minimind.tasks import make_tasks
+
+    if data.startswith(TASKS_PREFIX):
+        kinds = [k for k in data[len(TASKS_PREFIX):].split(",") if k]
+        return [t.to_sft() for t in make_tasks(kinds, examples, seed)], data
+    return [obj for _, obj in read_jsonl(data)], Path(data).stem
+
+
+def cmd_sft(args: argparse.Namespace) -> int:
+    import torch
+
+    from minimind.distributed import setup, teardown
+    from minimind.sft import SFTData
+    from minimind.tokenizer import tokenizer_from_state
+    from minimind.trainer import check_output, read_resume_state, train
+
+    out = Path(args.out)
+    check_output(out, args.resume, args.force)
+    if args.resume and args.init:
+        raise UsageError("--resume continues --out with its own weights; drop --init")
+    if not args.resume and not args.init:
+        raise UsageError("--init CKPT is required: the pretrained checkpoint to fine-tune")
+    info = setup(args.device)
+    try:
+        torch.set_num_threads(args.threads or _default_threads(info))
+        resumed = read_resume_state(out) if args.resume else None
+        cfg = _recipe(args, resumed, SFT_DEFAULTS)
+        cfg.validate()
+        init = None
+        if resumed is not None:
+            config = resumed.config
+            tokenizer = tokenizer_from_state(resumed.state["extra"]["tokenizer"])
+        else:
+            base, tokenizer, _ = _load(args.init)
+            config, init = base.config, base.state_dict()
+        if tokenizer.kind != "bpe":
+            raise UsageError("SFT needs a BPE tokenizer with <|im_start|> and <|im_end|>; this "
+                             "checkpoint has a character tokenizer (pretrain with a BPE one)")
+        records, name = _sft_records(args.data, args.examples, cfg.seed)
+        data = SFTData.from_records(records, tokenizer, name)
+        show = not args.no_progress and info.is_main
+        if info.is_main:
+            print(f"{len(data.examples):,} conversations ({data.n_val} for validation), "
+                  f"{info.world_size} process(es) on {info.device}", file=sys.stderr)
+        metrics: Any = Path(args.metrics) if args.metrics else True
+        result = train(config, cfg, data, out, tokenizer, resume=resumed, force=args.force,
+                       info=info, progress=show, metrics=metrics, init=init, stage="sft")
+    finally:
+        teardown(info)
+    if not info.is_main:
+        return 0
+    if result.interrupted:
+        print(f"stopped at step {result.step} of {cfg.steps}; saved {out}; continue with "
+              f"`minimind sft --out {out} --data {args.data} --resume`")
+        return 130
+    val = f"{result.val_loss:.3f}" if result.val_loss is not None else "-"
+    print(f"fine-tuned to step {result.step} in {result.seconds:.1f}s: train loss "
+          f"{result.train_loss:.3f}, val loss {val} (assistant tokens only); saved {out}")
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from minimind.checkpoint import atomic_write
+    from minimind.tasks import make_preferences, make_tasks
+
+    kinds = [k for k in args.kinds.split(",") if k]
+    if args.preferences:
+        records = make_preferences(kinds, args.n, args.seed)
+    else:
+        records = [t.to_sft() for t in make_tasks(kinds, args.n, args.seed)]
+    body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    atomic_write(args.out, lambda p: Path(p).write_text(body, "utf-8"))
+    kind = "preference pairs" if args.preferences else "conversations"
+    print(f"wrote {len(records)} {kind} ({', '.join(kinds)}, seed {args.seed}) to {args.out}")
     return 0
 
 
@@ -413,7 +506,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "minimind2-moe (vocab_size comes from the tokenizer)")
     t.add_argument("--config", default=None,
                    help="a JSON file of ModelConfig fields, instead of --preset (default: none)")
-    recipe = t.add_argument_group("recipe (stored in the checkpoint; --resume keeps it)")
     helps = {
         "steps": "optimizer steps in the whole run (0: train nothing, save nothing)",
         "batch_size": "sequences per process per micro-step",
@@ -427,22 +519,62 @@ def build_parser() -> argparse.ArgumentParser:
         "save_every": "steps between checkpoints (0: only at the end)",
         "seed": "seed of the init, the data order and dropout",
     }
-    for name, default in TRAIN_DEFAULTS.items():
-        recipe.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=None,
-                            help=f"{helps[name]} (default: {default})")
-    t.add_argument("--resume", action="store_true",
-                   help="continue the run saved in --out from its step, with its recipe")
-    t.add_argument("--force", action="store_true",
-                   help="train a fresh model even though --out exists (replacing it)")
-    t.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
-    t.add_argument("--threads", type=int, default=0,
-                   help="CPU threads per process (0: the cores divided among the processes)")
-    t.add_argument("--metrics", default=None,
-                   help="metrics file, JSONL or .csv (default: CKPT.metrics.jsonl)")
+
+    def add_run_options(p: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:
+        recipe = p.add_argument_group("recipe (stored in the checkpoint; --resume keeps it)")
+        for name, default in defaults.items():
+            recipe.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=None,
+                                help=f"{helps[name]} (default: {default})")
+        p.add_argument("--resume", action="store_true",
+                       help="continue the run saved in --out from its step, with its recipe")
+        p.add_argument("--force", action="store_true",
+                       help="train a fresh model even though --out exists (replacing it)")
+        p.add_argument("--device", default="auto",
+                       help="auto (CUDA if available), cpu, cuda, cuda:N")
+        p.add_argument("--threads", type=int, default=0,
+                       help="CPU threads per process (0: the cores divided among the processes)")
+        p.add_argument("--metrics", default=None,
+                       help="metrics file, JSONL or .csv (default: CKPT.metrics.jsonl)")
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    add_run_options(t, TRAIN_DEFAULTS)
     t.add_argument("--cache-dir", default=None,
                    help="where token files go (default: $MINIMIND_CACHE or ~/.cache/minimind)")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
+
+    s = sub("sft", "supervised fine-tuning of a pretrained checkpoint on chat data",
+            "Fine-tune a checkpoint on MiniMind's SFT jsonl ({'conversations': [{'role', "
+            "'content'}, ...]}, rendered in ChatML): only assistant turns and their closing "
+            "<|im_end|> are learned. The same trainer as `minimind train` (schedule, "
+            "checkpoints, --resume, torchrun); the tokenizer and model shape come from --init.")
+    s.add_argument("--init", default=None,
+                   help="the pretrained checkpoint to start from (required unless --resume; "
+                        "default: none)")
+    s.add_argument("--out", default="out/sft.pt", help="checkpoint file to write")
+    s.add_argument("--data", required=True,
+                   help="SFT jsonl, or tasks:KIND[,KIND] to make conversations in-process "
+                        "(kinds: speaker, play, continue, addition, reverse, count, countdown;"
+                        " required, no default)")
+    s.add_argument("--examples", type=int, default=2000,
+                   help="conversations to make for --data tasks:...")
+    add_run_options(s, SFT_DEFAULTS)
+    s.set_defaults(func=cmd_sft)
+
+    k = sub("tasks", "write chat tasks (or preference pairs) with exact answers as jsonl",
+            "Make SFT conversations or DPO preference pairs in-process, deterministic from "
+            "--seed: from the plays (speaker, play, continue) or procedural (addition, "
+            "reverse, count, countdown).")
+    k.add_argument("kinds", help="comma-separated task kinds, e.g. addition,reverse")
+    k.add_argument("--n", type=int, default=1000, help="records to write")
+    k.add_argument("--seed", type=int, default=0, help="seed of the tasks")
+    k.add_argument("--preferences", action="store_true",
+                   help="write {'chosen', 'rejected'} pairs (a wrong answer rejected)")
+    k.add_argument("--out", required=True, help="jsonl file to write (required, no default)")
+    k.set_defaults(func=cmd_tasks)
+
+    # post-training after SFT (lessons 12, 13): dpo, grpo, distill
+    from minimind.posttrain_cli import add_posttrain_commands
+    add_posttrain_commands(sub)
 
     g = sub("generate", "sample text from a checkpoint (KV cache)")
     g.add_argument("checkpoint", nargs="?", default=DEFAULT_CKPT, help="checkpoint file "
@@ -559,6 +691,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _is_user_error(err: Exception) -> bool:
     names = {"UsageError", "DataError", "ConfigError", "CheckpointError", "ExportError",
-             "TokenizerError", "TrainError", "ServeError", "ValueError", "FileNotFoundError",
-             "PermissionError", "IsADirectoryError", "QuizError", "SiteError"}
+             "TokenizerError", "TrainError", "ServeError", "TaskError", "ValueError",
+             "FileNotFoundError", "PermissionError", "IsADirectoryError", "QuizError",
+             "SiteError"}
     return any(cls.__name__ in names for cls in type(err).__mro__)

