@@ -111,11 +111,16 @@ def test_ffn_memorises_key_value_pairs_in_proportion_to_its_width(seed, claim):
         title=f"capacity grows with width (seed {seed})")
     claim.figure("ffn-memory-capacity", Panels([recall, capacity]))
     assert all(0 < caps[w] < 48 * w for w in widths), f"capacity off the searched grid: {caps}"
-    for small, big in zip(widths, widths[1:]):
-        # A capacity that did not grow with width measures a ratio of about 1.
-        ratio = caps[big] / caps[small]
-        claim.check(f"capacity at width {big} / at width {small}, from below", ratio, ">", 1.5)
-        claim.check(f"capacity at width {big} / at width {small}, from above", ratio, "<", 3.0)
+    # Least-squares slope of log capacity on log width: 1 is "in proportion", 0 would be a
+    # capacity that does not grow with width, 2 one that grows with width squared. The bounds
+    # are the midpoints, so the check fails on either opposite outcome.
+    logs = [(math.log(w), math.log(caps[w])) for w in widths]
+    mean_x = sum(x for x, _ in logs) / len(logs)
+    mean_y = sum(y for _, y in logs) / len(logs)
+    exponent = sum((x - mean_x) * (y - mean_y) for x, y in logs) / sum(
+        (x - mean_x) ** 2 for x, _ in logs)
+    claim.check("exponent of capacity in width (log-log slope), from below", exponent, ">", 0.5)
+    claim.check("exponent of capacity in width (log-log slope), from above", exponent, "<", 1.5)
 
 
 # --- claims 2-4: the FFN inside the model, on Shakespeare ---------------------------------------
@@ -183,49 +188,24 @@ def test_swiglu_at_8_thirds_width_has_the_parameters_of_a_4x_gelu_mlp(seed):
 
 @pytest.mark.claim
 @pytest.mark.slow
-def test_removing_the_ffn_costs_loss_even_with_parameters_matched_by_width(shakespeare, claim):
-    """The same model with its FFNs removed and its width raised to keep the parameter count
-    reaches a worse validation loss after the same 250 steps (by more than 0.03 nats)."""
-    names = [SWIGLU, NO_FFN]
-    claim.table(_shakespeare_table(shakespeare, names, "FFN vs attention only"))
-    claim.figure("ffn-vs-no-ffn", _shakespeare_curves(shakespeare, names, "FFN vs attention only"))
+def test_ffn_variants_are_not_separated_by_a_250_step_shakespeare_run(shakespeare, claim):
+    """Five FFN variants (SwiGLU at widths 170 and 16, GELU, ReLU, none at matched parameters),
+    trained on the same batches, all end 250 steps within 0.4 nats of each other."""
+    names = [SWIGLU, NARROW, GELU, RELU, NO_FFN]
+    claim.table(_shakespeare_table(
+        shakespeare, names, "FFN variants on Shakespeare",
+        note="the order of these losses changes from seed to seed (README: ranges over 40 runs)"))
+    claim.figure("ffn-vs-no-ffn", _shakespeare_curves(shakespeare, [SWIGLU, NO_FFN],
+                                                      "FFN vs attention only"))
+    claim.figure("swiglu-gelu-relu",
+                 _shakespeare_curves(shakespeare, [SWIGLU, GELU, RELU], "SwiGLU vs GELU vs ReLU"))
     assert count_parameters(_shakespeare_config(NO_FFN)) >= count_parameters(
         _shakespeare_config(SWIGLU)), "the attention-only model must not have fewer parameters"
-    # If the FFN were worth no more than its parameters spent on width, the gap would be ~0.
-    claim.check("no-FFN minus SwiGLU val loss",
-                shakespeare[NO_FFN].val_loss - shakespeare[SWIGLU].val_loss, ">", 0.03)
-
-
-@pytest.mark.claim
-@pytest.mark.slow
-def test_narrow_ffn_is_not_the_bottleneck_in_a_short_shakespeare_run(shakespeare, claim):
-    """Shrinking the FFN to a quarter of the model width (16) does not cost 0.05 nats of loss
-    after 250 steps: this short run is not capacity-limited, so expansion cannot show."""
-    names = [SWIGLU, NARROW]
-    claim.table(_shakespeare_table(
-        shakespeare, names, "FFN width at a fixed step budget",
-        note="capacity, not speed, is what width buys: see the memory-capacity claim"))
-    # A run limited by the FFN's width would put the narrow FFN well above the wide one.
-    claim.check("width-16 minus width-170 val loss",
-                shakespeare[NARROW].val_loss - shakespeare[SWIGLU].val_loss, "<", 0.05)
-
-
-@pytest.mark.claim
-@pytest.mark.slow
-def test_swiglu_gelu_and_relu_are_within_a_tenth_of_a_nat_at_equal_parameters(shakespeare, claim):
-    """At equal parameters (width 170 with three matrices vs 256 with two) SwiGLU's validation
-    loss after 250 steps is within 0.1 nats of GELU's and of ReLU's: no ordering is resolved."""
-    names = [SWIGLU, GELU, RELU]
-    claim.table(_shakespeare_table(
-        shakespeare, names, "SwiGLU vs GELU vs ReLU at equal parameters",
-        note="the sign of SwiGLU - GELU and SwiGLU - ReLU changes from seed to seed"))
-    claim.figure("swiglu-gelu-relu",
-                 _shakespeare_curves(shakespeare, names, "SwiGLU vs GELU vs ReLU"))
-    for other in (GELU, RELU):
-        gap = shakespeare[SWIGLU].val_loss - shakespeare[other].val_loss
-        label = f"SwiGLU minus {other.split(',')[0]} val loss"
-        claim.check(f"{label}, from above", gap, "<", 0.1)
-        claim.check(f"{label}, from below", gap, ">", -0.1)
+    losses = [shakespeare[n].val_loss for n in names]
+    # A variant that failed to learn at this step budget would sit near the unigram loss, about
+    # a nat above the others, and so would one whose advantage were decisive at this scale.
+    claim.check("largest minus smallest val loss of the five", max(losses) - min(losses),
+                "<", 0.4)
 
 
 # --- mixture of experts: top-k routing and the load-balancing loss -----------------------------
