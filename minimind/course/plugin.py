@@ -9,6 +9,7 @@ All state lives on the CoursePlugin object registered for the run.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -34,7 +35,7 @@ from minimind.course.implementations import (
 from minimind.course.lessons import Lesson, SourceProblem, lesson_folder_of
 from minimind.course.mistakes import Catalogue, Mistake, catalogue
 from minimind.course.progress import Kind, Outcome, Status, exercise_status, progress_lines
-from minimind.lab.training import PERTURB_ENV
+from minimind.lab.training import PERTURB_ENV, threads
 
 EXERCISE_TIME_LIMIT = 10.0  # seconds; an exercise test takes well under one
 PERTURBATION = "1e-6"  # relative nudge of initial weights under --perturb (lab.nudge_weights)
@@ -232,14 +233,18 @@ class CoursePlugin:
     @pytest.hookimpl(wrapper=True)
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> Any:
         """A stub met by any lesson test is "not started"; calls to exercise functions are
-        recorded for the diagnosis."""
+        recorded for the diagnosis. Exercise tests run on one thread: their tensors are tiny,
+        and on a busy machine extra threads only wait for each other (200x slower was seen)."""
         token = CALLS.set([])
-        try:
-            return (yield)
-        except NotStarted as err:
-            pytest.skip(str(err))
-        finally:
-            CALLS.reset(token)
+        outcome = self.outcomes.get(pyfuncitem.nodeid)
+        single = outcome is not None and outcome.kind is Kind.EXERCISE
+        with threads(1) if single else contextlib.nullcontext():
+            try:
+                return (yield)
+            except NotStarted as err:
+                pytest.skip(str(err))
+            finally:
+                CALLS.reset(token)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_timeout_set_timer(self, item: pytest.Item, settings: Any) -> bool | None:

@@ -36,7 +36,9 @@ def _not_a_returned_value(failure: str) -> bool:
 def _mistakes_run(pytester, lesson):
     result = pytester.runpytest_inprocess(
         str(PACKAGE_ROOT / "lessons" / lesson), "-m", "exercise", "--mistakes",
-        "-p", "no:cacheprovider", f"--rootdir={PACKAGE_ROOT}", "-c",
+        # A generous limit: on a loaded machine a slow wrong version must fail on its answer,
+        # not on the learner's 10 s time-out (which names no mistake).
+        "--exercise-timeout", "120", "-p", "no:cacheprovider", f"--rootdir={PACKAGE_ROOT}", "-c",
         str(PACKAGE_ROOT / "pyproject.toml"))
     reports = [r for r in result.reprec.getreports("pytest_runtest_logreport")
                if r.when == "call" or r.outcome != "passed"]
