@@ -118,7 +118,7 @@ def add_posttrain_commands(sub: Callable[..., argparse.ArgumentParser]) -> None:
     def common(p: argparse.ArgumentParser, out: str, steps: int, lr: float) -> None:
         p.add_argument("--init", required=True,
                        help="the checkpoint to start from, usually from `minimind sft` "
-                            "(required)")
+                            "(required, no default)")
         p.add_argument("--out", default=out, help=f"checkpoint file to write (default: {out})")
         p.add_argument("--steps", type=int, default=steps, help="optimizer steps")
         p.add_argument("--lr", type=float, default=lr, help="AdamW learning rate")
@@ -134,7 +134,7 @@ def add_posttrain_commands(sub: Callable[..., argparse.ArgumentParser]) -> None:
     common(d, "out/dpo.pt", 100, 1e-5)
     d.add_argument("--data", required=True,
                    help="preference jsonl ({'chosen': [...], 'rejected': [...]}) or "
-                        "tasks:KIND[,KIND] to make pairs in-process (required)")
+                        "tasks:KIND[,KIND] to make pairs in-process (required, no default)")
     d.add_argument("--examples", type=int, default=1000, help="pairs to make for tasks:...")
     d.add_argument("--beta", type=float, default=0.1,
                    help="how strongly the policy is held to the reference (MiniMind: 0.1)")
@@ -170,9 +170,10 @@ def add_posttrain_commands(sub: Callable[..., argparse.ArgumentParser]) -> None:
             "KL(teacher_T || student_T) (MiniMind: alpha 0.5, T 1.5). --init is the student; "
             "both checkpoints must share a tokenizer.")
     common(s, "out/distill.pt", 200, 1e-4)
-    s.add_argument("--teacher", required=True, help="the teacher checkpoint (required)")
+    s.add_argument("--teacher", required=True, help="the teacher checkpoint (required, no default)")
     s.add_argument("--data", required=True,
-                   help="SFT jsonl or tasks:KIND[,KIND] to make conversations (required)")
+                   help="SFT jsonl, or tasks:KIND[,KIND] to make conversations "
+                        "(required, no default)")
     s.add_argument("--examples", type=int, default=2000, help="conversations for tasks:...")
     s.add_argument("--alpha", type=float, default=0.5, help="weight of the hard-label loss")
     s.add_argument("--temperature", type=float, default=1.5, help="softening temperature T")
