@@ -123,7 +123,7 @@ def test_ffn_memorises_key_value_pairs_in_proportion_to_its_width(seed, claim):
     claim.check("exponent of capacity in width (log-log slope), from above", exponent, "<", 1.5)
 
 
-# --- claims 2-4: the FFN inside the model, on Shakespeare ---------------------------------------
+# --- claims 2 and 3: the FFN inside the model, on Shakespeare -------------------------------------
 
 # char-small (hidden 64, 2 layers, 4 heads). Every variant trains on the same batches from the same
 # seed; only the FFN changes. 250 steps of 16 x 64 characters: about 8 CPU-seconds a run.
