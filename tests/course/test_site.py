@@ -295,18 +295,20 @@ def test_search_finds_a_lesson_and_screenshots_are_saved(served, browser):
     page.goto(f"{served}/", wait_until="load")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "home.png"), full_page=True)
-    search = page.locator("input.md-search__input")
     results = page.locator(".md-search-result__item a")
-    # The index is built in a web worker on first use; a query typed before the worker is ready
-    # can be dropped, so type it again (up to a minute in all) until results are listed.
-    for _ in range(6):
+    # The index is built in a web worker on first use, and now and then (about one page load in
+    # three here) that worker never answers; a fresh page load starts a new one. So: load, type,
+    # wait 10 s, and load again, up to six times.
+    for attempt in range(6):
+        if attempt:
+            page.goto(f"{served}/", wait_until="load")
+        search = page.locator("input.md-search__input")
         search.click()
-        search.fill("")
         search.fill("RMSNorm")
         try:
             results.first.wait_for(timeout=10_000)
             break
-        except Exception:  # playwright's TimeoutError: type the query again
+        except Exception:  # playwright's TimeoutError: load the page and type again
             continue
     results.first.wait_for(timeout=1_000)  # fails here, naming the locator, if none came
     hrefs = results.evaluate_all("as => as.map(a => a.href)")
