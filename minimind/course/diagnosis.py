@@ -127,15 +127,8 @@ def check_close(found: Any, expected: Any, *, atol: float, rtol: float, what: st
     if message is None:
         return
     call = _call_that_returned(returned)
-    head = f"{call.name} returned a wrong {what}" if call else f"the {what} is wrong"
-    lines = [head + ":", *message.splitlines()]
     known = matching_mistake(found, atol, rtol, returned) if isinstance(found, Tensor) else None
-    if known is not None:
-        lines += [f"this matches a known mistake: {known.description}", f"hint: {known.hint}"]
-    elif call is not None:
-        lines.append(f"hint: no known mistake gives this {what}; re-read what {call.name}'s "
-                     f"docstring asks for and try it on a tiny input by hand")
-    raise WrongAnswer("\n  ".join(lines))
+    _wrong_answer(what, message, call, known)
 
 
 def _plain(value: Any) -> Any:
@@ -208,9 +201,15 @@ def check_equal(found: Any, expected: Any, *, what: str = "output") -> None:
     if message is None:
         return
     call = _call_that_returned(found)
+    known = matching_mistake_exactly(found)
+    _wrong_answer(what, message, call, known)
+
+
+def _wrong_answer(what: str, message: str, call: Any, known: Any) -> None:
+    """Raise the short report: who returned what, where it differs, the matched mistake and its
+    hint, or a neutral hint when no catalogued mistake gives the same output."""
     head = f"{call.name} returned a wrong {what}" if call else f"the {what} is wrong"
     lines = [head + ":", *message.splitlines()]
-    known = matching_mistake_exactly(found)
     if known is not None:
         lines += [f"this matches a known mistake: {known.description}", f"hint: {known.hint}"]
     elif call is not None:
