@@ -127,8 +127,15 @@ def check_close(found: Any, expected: Any, *, atol: float, rtol: float, what: st
     if message is None:
         return
     call = _call_that_returned(returned)
+    head = f"{call.name} returned a wrong {what}" if call else f"the {what} is wrong"
+    lines = [head + ":", *message.splitlines()]
     known = matching_mistake(found, atol, rtol, returned) if isinstance(found, Tensor) else None
-    _wrong_answer(what, message, call, known)
+    if known is not None:
+        lines += [f"this matches a known mistake: {known.description}", f"hint: {known.hint}"]
+    elif call is not None:
+        lines.append(f"hint: no known mistake gives this {what}; re-read what {call.name}'s "
+                     f"docstring asks for and try it on a tiny input by hand")
+    raise WrongAnswer("\n  ".join(lines))
 
 
 def _plain(value: Any) -> Any:
@@ -201,15 +208,9 @@ def check_equal(found: Any, expected: Any, *, what: str = "output") -> None:
     if message is None:
         return
     call = _call_that_returned(found)
-    known = matching_mistake_exactly(found)
-    _wrong_answer(what, message, call, known)
-
-
-def _wrong_answer(what: str, message: str, call: Any, known: Any) -> None:
-    """Raise the short report: who returned what, where it differs, the matched mistake and its
-    hint, or a neutral hint when no catalogued mistake gives the same output."""
     head = f"{call.name} returned a wrong {what}" if call else f"the {what} is wrong"
     lines = [head + ":", *message.splitlines()]
+    known = matching_mistake_exactly(found)
     if known is not None:
         lines += [f"this matches a known mistake: {known.description}", f"hint: {known.hint}"]
     elif call is not None:
