@@ -26,9 +26,9 @@ from minimind.sft import pad_batch, sft_loss
 from minimind.tasks import Task, speeches
 from minimind.tokenizer import BOS_ID, EOS_ID, PAD_ID, byte_tokenizer
 
-PRETRAIN_CHARS = 600_000  # the first speeches up to this many characters: a few seconds to read
-PRETRAIN_SETTINGS = TrainSettings(steps=150, lr=3e-3, batch_size=16, seq_len=64)
-SFT_SETTINGS = TrainSettings(steps=300, lr=3e-3, batch_size=32)
+PRETRAIN_CHARS = 200_000  # the first speeches up to this many characters: about a second
+PRETRAIN_SETTINGS = TrainSettings(steps=60, lr=3e-3, batch_size=16, seq_len=64)
+SFT_SETTINGS = TrainSettings(steps=200, lr=3e-3, batch_size=16)
 
 
 def chat_config(**changes: object) -> ModelConfig:
