@@ -2,8 +2,6 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from minimind.course import check_close
 from minimind.lora import lora_init, lora_linear, merge_lora
@@ -83,11 +81,11 @@ def test_merge_lora_is_w_plus_the_scaled_update(impl, alpha):
 
 
 @pytest.mark.exercise("merge_lora")
-@settings(max_examples=20, deadline=None)
-@given(st.integers(0, 10_000), st.integers(1, 4), st.sampled_from([1.0, 8.0, 32.0]))
-def test_a_merged_layer_computes_what_the_adapter_computes(impl, seed, rank, alpha):
-    """x W_merged^T + b == lora_linear(x, W, A, B, alpha, b) for square layers too."""
-    x, w, a, b, bias = _layer(seed, out=6, inp=6, rank=rank)
-    merged = impl.merge_lora(w, a, b, alpha)
-    check_close(F.linear(x, merged, bias), lora_linear(x, w, a, b, alpha, bias), atol=1e-4,
-                rtol=1e-4, what="merged layer's output")
+def test_a_merged_layer_computes_what_the_adapter_computes(impl):
+    """x W_merged^T + b == lora_linear(x, W, A, B, alpha, b), square layers, ranks 1-4."""
+    for seed in range(12):
+        rank, alpha = 1 + seed % 4, (1.0, 8.0, 32.0)[seed % 3]
+        x, w, a, b, bias = _layer(seed, out=6, inp=6, rank=rank)
+        merged = impl.merge_lora(w, a, b, alpha)
+        check_close(F.linear(x, merged, bias), lora_linear(x, w, a, b, alpha, bias),
+                    atol=1e-4, rtol=1e-4, what=f"merged layer's output (seed {seed})")
