@@ -80,9 +80,10 @@ def test_masking_the_prompt_puts_the_learning_signal_on_answers(seed, claim, run
         title=f"SFT loss: answer tokens only vs every token (seed {seed})"))
     # Without the mask most targets are the template and the operands, not the answer.
     claim.check("unmasked: share of targets that are answer tokens", share["unmasked"], "<", 0.4)
-    # Guessing the most common sum scores 0.1 (10 of the 100 problems sum to 9): a masked
-    # model that had learned nothing about the answers would measure about that or less.
-    claim.check("masked: accuracy", acc["masked"], ">", 0.1)
+    # A masked model that had learned nothing about the answers would measure about 0. Not
+    # accuracy: after 200 steps it ranged from 0.07 to 0.28 on seed 0 plain and perturbed.
+    base_loss = _answer_loss(runs["base"].model, test)
+    claim.check("base minus masked answer loss", base_loss - loss["masked"], ">", 1.5)
     # The accuracy difference between the two is in the table, not asserted: its sign changes
     # from seed to seed (see the README).
 
