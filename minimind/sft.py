@@ -41,24 +41,25 @@ def _find(ids: Sequence[int], pattern: Sequence[int], start: int) -> int:
     return -1
 
 
-def assistant_labels(ids: Sequence[int], start: Sequence[int],
-                     end: Sequence[int]) -> list[int]:
-    """MiniMind's loss mask as labels: ids[i] inside every assistant span, else IGNORE (-100).
+def assistant_labels(ids: Tensor, start: Sequence[int], end: Sequence[int]) -> Tensor:
+    """MiniMind's loss mask as labels: ids (1-D) inside every assistant span, else IGNORE (-100).
 
-    A span runs from the token after `start` (`<|im_start|>assistant\\n`) through `end`
-    (`<|im_end|>\\n`) inclusive; a span cut off by truncation runs to the last token.
+    A span runs from the token after `start` (`<|im_start|>assistant\n`) through `end`
+    (`<|im_end|>\n`) inclusive; a span cut off by truncation runs to the last token.
     """
     if not start or not end:
         raise ValueError("the start and end markers must be non-empty id sequences")
-    ids = [int(i) for i in ids]
-    labels = [IGNORE] * len(ids)
-    i = _find(ids, start, 0)
+    if ids.dim() != 1:
+        raise ValueError(f"ids must be 1-D (one conversation), got shape {tuple(ids.shape)}")
+    seq = ids.tolist()
+    labels = torch.full_like(ids, IGNORE)
+    i = _find(seq, start, 0)
     while i >= 0:
         first = i + len(start)
-        close = _find(ids, end, first)
-        last = len(ids) if close < 0 else close + len(end)
+        close = _find(seq, end, first)
+        last = len(seq) if close < 0 else close + len(end)
         labels[first:last] = ids[first:last]
-        i = _find(ids, start, last)
+        i = _find(seq, start, last)
     return labels
 
 

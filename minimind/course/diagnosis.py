@@ -69,6 +69,7 @@ def matching_mistake(found: Tensor, atol: float, rtol: float,
     if call is None:
         return None
     index = None if call.result is returned else _item_of(call.result, returned)
+    partial = None  # a wrong version that gives this item but not the learner's other items
     for candidate in call.mistakes:
         args, kwargs = snapshot((call.args, call.kwargs))
         try:
@@ -76,14 +77,25 @@ def matching_mistake(found: Tensor, atol: float, rtol: float,
                 wrong = candidate.fn(*args, **kwargs)
         except Exception:  # a wrong version may not apply to these inputs at all
             continue
-        if index is not None:
-            if not (isinstance(wrong, tuple) and len(wrong) == len(call.result)):
-                continue
-            wrong = wrong[index]
-        wrong = _as_tensor(wrong)
-        if isinstance(wrong, Tensor) and _close(found, wrong, atol, rtol):
-            return candidate
-    return None
+        if index is None:
+            if _close_any(found, wrong, atol, rtol):
+                return candidate
+            continue
+        if not (isinstance(wrong, tuple) and len(wrong) == len(call.result)):
+            continue
+        if not _close_any(found, wrong[index], atol, rtol):
+            continue
+        if all(_close_any(_as_tensor(mine), theirs, atol, rtol)
+               for mine, theirs in zip(call.result, wrong)):
+            return candidate  # the whole result matches: this is the mistake, not a look-alike
+        partial = partial or candidate
+    return partial
+
+
+def _close_any(found: Any, wrong: Any, atol: float, rtol: float) -> bool:
+    wrong = _as_tensor(wrong)
+    return (isinstance(found, Tensor) and isinstance(wrong, Tensor)
+            and _close(found, wrong, atol, rtol))
 
 
 def diagnose(found: Any, expected: Tensor, *, atol: float, rtol: float,

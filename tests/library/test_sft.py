@@ -41,7 +41,7 @@ def test_the_mask_of_a_single_turn_is_pinned_exactly():
     """user "1+1=", assistant "2": only '2', <|im_end|> and '\\n' of the answer are labelled."""
     msgs = [{"role": "user", "content": "1+1="}, {"role": "assistant", "content": "2"}]
     ids, _ = encode_chat(TOK, msgs)
-    labels = assistant_labels(ids, START, END)
+    labels = assistant_labels(torch.tensor(ids), START, END).tolist()
     # <|im_start|> u s e r \n 1 + 1 = <|im_end|> \n: 12 tokens; <|im_start|> assistant \n: 11
     first = 12 + 11
     assert [i for i, lab in enumerate(labels) if lab != IGNORE] == [first, first + 1, first + 2]
@@ -57,7 +57,7 @@ def test_assistant_labels_agree_with_encode_chat_on_multi_turn_conversations():
             rec = multi_turn(make_tasks(["addition", "reverse", "countdown"], n, seed=n),
                              system=system)
             ids, labels = encode_chat(TOK, rec["conversations"])
-            assert assistant_labels(ids, START, END) == labels
+            assert assistant_labels(torch.tensor(ids), START, END).tolist() == labels
             spans = sum(1 for a, b in zip([IGNORE] + labels, labels)
                         if a == IGNORE and b != IGNORE)
             assert spans == n  # every assistant turn supervised, each as one span
@@ -66,10 +66,10 @@ def test_assistant_labels_agree_with_encode_chat_on_multi_turn_conversations():
 def test_a_truncated_answer_is_supervised_to_the_end():
     """An assistant span without its closing marker runs to the last token."""
     ids = [BOS_ID, *TOK.encode("assistant\nabc")]
-    labels = assistant_labels(ids, START, END)
+    labels = assistant_labels(torch.tensor(ids), START, END).tolist()
     assert labels[-3:] == TOK.encode("abc") and labels[:-3] == [IGNORE] * (len(ids) - 3)
     with pytest.raises(ValueError, match="non-empty"):
-        assistant_labels(ids, [], END)
+        assistant_labels(torch.tensor(ids), [], END)
 
 
 def test_masked_mean_counts_only_masked_entries():
