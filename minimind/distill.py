@@ -13,7 +13,7 @@ softened distributions' gradients shrink like 1/T^2). MiniMind: alpha 0.5, T 1.5
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -61,9 +61,12 @@ class DistillResult:
 def train_distill(student: nn.Module, teacher: nn.Module | None,
                   examples: Sequence[tuple[list[int], list[int]]], steps: int,
                   alpha: float = ALPHA, temperature: float = TEMPERATURE, lr: float = 3e-3,
-                  batch_size: int = 16, seed: int = 0) -> DistillResult:
+                  batch_size: int = 16, seed: int = 0,
+                  on_step: Callable[[int, dict[str, float]], None] | None = None
+                  ) -> DistillResult:
     """Train `student` in place on encoded conversations (ids, labels); with teacher None (or
-    alpha 1) on the hard labels alone, with the same batches and steps."""
+    alpha 1) on the hard labels alone, with the same batches and steps. `on_step(step,
+    {"loss"})` is called after every step (a progress bar)."""
     if steps < 0 or batch_size < 1:
         raise ValueError(f"steps must be >= 0 and batch_size >= 1, got {steps}, {batch_size}")
     if not examples:
@@ -76,7 +79,7 @@ def train_distill(student: nn.Module, teacher: nn.Module | None,
     if teacher is not None:
         teacher.eval()
     student.train()
-    for _ in range(steps):
+    for step in range(1, steps + 1):
         x, y = pad_batch([examples[rng.randrange(len(examples))] for _ in range(batch_size)])
         logits = student(x).logits
         if teacher is not None and alpha < 1.0:
@@ -89,5 +92,7 @@ def train_distill(student: nn.Module, teacher: nn.Module | None,
         loss.backward()
         optimizer.step()
         result.losses.append(loss.item())
+        if on_step is not None:
+            on_step(step, {"loss": result.losses[-1]})
     student.eval()
     return result

@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -182,9 +182,11 @@ def dpo_step(policy: nn.Module, reference: nn.Module, batch: PairBatch,
 def train_dpo(policy: nn.Module, tokenizer: Tokenizer, records: Sequence[dict[str, Any]],
               steps: int, beta: float = 0.1, lr: float = 1e-4, batch_size: int = 16,
               average: bool = False, seed: int = 0, reference: nn.Module | None = None,
-              grad_clip: float | None = 1.0) -> DPOResult:
+              grad_clip: float | None = 1.0,
+              on_step: Callable[[int, dict[str, float]], None] | None = None) -> DPOResult:
     """Train `policy` in place by DPO on MiniMind preference records; the reference defaults
     to a frozen copy of the policy as given (the SFT model). Pairs are drawn with a seeded RNG.
+    `on_step(step, {"loss", "margin"})` is called after every step (a progress bar).
     """
     if steps < 0 or batch_size < 1:
         raise ValueError(f"steps must be >= 0 and batch_size >= 1, got {steps}, {batch_size}")
@@ -195,10 +197,12 @@ def train_dpo(policy: nn.Module, tokenizer: Tokenizer, records: Sequence[dict[st
     optimizer = torch.optim.AdamW(policy.parameters(), lr=lr, weight_decay=0.0)
     rng = random.Random(seed)
     result = DPOResult(policy, reference)
-    for _ in range(steps):
+    for step in range(1, steps + 1):
         batch = pair_batch([encoded[rng.randrange(len(encoded))] for _ in range(batch_size)])
         loss, margin = dpo_step(policy, reference, batch, optimizer, beta, average, grad_clip)
         result.losses.append(loss)
         result.margins.append(margin)
+        if on_step is not None:
+            on_step(step, {"loss": loss, "margin": margin})
     policy.eval()
     return result

@@ -40,6 +40,26 @@ def _save(args: argparse.Namespace, model: Any, tokenizer: Any, stage: str, step
     save_checkpoint(args.out, model, step=steps, extra=extra)
 
 
+class _Progress:
+    """A tqdm bar over the optimizer steps, fed by the trainers' on_step callback."""
+
+    def __init__(self, args: argparse.Namespace, desc: str) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=args.steps, unit="step", desc=desc, dynamic_ncols=True,
+                        disable=args.no_progress)
+
+    def __call__(self, step: int, values: dict[str, float]) -> None:
+        self.bar.set_postfix({k: f"{v:.4f}" for k, v in values.items()}, refresh=False)
+        self.bar.update(1)
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+
+
 def _kinds(data: str) -> list[str]:
     return [k for k in data[len(TASKS_PREFIX):].split(",") if k]
 
@@ -54,8 +74,10 @@ def cmd_dpo(args: argparse.Namespace) -> int:
         records = make_preferences(_kinds(args.data), args.examples, args.seed)
     else:
         records = [obj for _, obj in read_jsonl(args.data)]
-    result = train_dpo(model, tokenizer, records, args.steps, beta=args.beta, lr=args.lr,
-                       batch_size=args.batch_size, average=args.average, seed=args.seed)
+    with _Progress(args, "dpo") as progress:
+        result = train_dpo(model, tokenizer, records, args.steps, beta=args.beta, lr=args.lr,
+                           batch_size=args.batch_size, average=args.average, seed=args.seed,
+                           on_step=progress)
     held = pair_batch(encode_pairs(tokenizer, records[:256]))
     stats = evaluate_pairs(result.policy, result.reference, held, args.beta, args.average)
     first = result.losses[0] if result.losses else float("nan")
@@ -75,11 +97,13 @@ def cmd_grpo(args: argparse.Namespace) -> int:
     kinds = _kinds(args.tasks) if args.tasks.startswith(TASKS_PREFIX) else [args.tasks]
     tasks = make_tasks(kinds, args.examples, args.seed)
     held = make_tasks(kinds, args.eval_examples, args.seed + 1)
-    result = train_grpo(model, tokenizer, tasks, args.steps, prompts_per_step=args.prompts,
-                        group_size=args.group_size, lr=args.lr, kl_beta=args.kl_beta,
-                        clip=args.clip, temperature=args.temperature,
-                        max_new_tokens=args.max_new_tokens, seed=args.seed, eval_tasks=held,
-                        eval_every=max(args.steps // 4, 1))
+    with _Progress(args, "grpo") as progress:
+        result = train_grpo(model, tokenizer, tasks, args.steps, prompts_per_step=args.prompts,
+                            group_size=args.group_size, lr=args.lr, kl_beta=args.kl_beta,
+                            clip=args.clip, temperature=args.temperature,
+                            max_new_tokens=args.max_new_tokens, seed=args.seed,
+                            eval_tasks=held, eval_every=max(args.steps // 4, 1),
+                            on_step=progress)
     start, end = result.accuracy[0][1], result.accuracy[-1][1]
     zero = sum(result.zero_groups) / max(len(result.zero_groups), 1)
     _save(args, result.policy, tokenizer, "grpo", args.steps,
@@ -101,9 +125,10 @@ def cmd_distill(args: argparse.Namespace) -> int:
                          "compared token by token)")
     records, _ = _sft_records(args.data, args.examples, args.seed)
     examples = [encode_chat(tokenizer, r["conversations"]) for r in records]
-    result = train_distill(student, teacher, examples, args.steps, alpha=args.alpha,
-                           temperature=args.temperature, lr=args.lr,
-                           batch_size=args.batch_size, seed=args.seed)
+    with _Progress(args, "distill") as progress:
+        result = train_distill(student, teacher, examples, args.steps, alpha=args.alpha,
+                               temperature=args.temperature, lr=args.lr,
+                               batch_size=args.batch_size, seed=args.seed, on_step=progress)
     _save(args, result.student, tokenizer, "distill", args.steps,
           {"alpha": args.alpha, "temperature": args.temperature, "teacher": args.teacher})
     last = result.losses[-1] if result.losses else float("nan")
@@ -125,6 +150,7 @@ def add_posttrain_commands(sub: Callable[..., argparse.ArgumentParser]) -> None:
         p.add_argument("--seed", type=int, default=0, help="seed of the data order and samples")
         p.add_argument("--force", action="store_true", help="replace --out if it exists")
         p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     d = sub("dpo", "direct preference optimisation of an SFT checkpoint",
             "Train on {'chosen', 'rejected'} pairs against a frozen copy of --init: "

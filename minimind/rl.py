@@ -18,7 +18,7 @@ frozen reference, averaged over each answer's tokens, then over answers:
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -167,11 +167,13 @@ def train_grpo(policy: nn.Module, tokenizer: Tokenizer, tasks: Sequence, steps: 
                kl_beta: float = 0.02, clip: float = 0.2, temperature: float = 0.8,
                max_new_tokens: int = 8, seed: int = 0, eval_tasks: Sequence = (),
                eval_every: int = 0, reference: nn.Module | None = None,
-               optimizer: torch.optim.Optimizer | None = None) -> GRPOResult:
+               optimizer: torch.optim.Optimizer | None = None,
+               on_step: Callable[[int, dict[str, float]], None] | None = None) -> GRPOResult:
     """Train `policy` in place by GRPO on `tasks` (minimind.tasks.Task, verifiable rewards).
 
     The reference defaults to a frozen copy of the policy as given. With `eval_tasks` and
     `eval_every`, greedy held-out accuracy is recorded every `eval_every` steps and at the end.
+    `on_step(step, {"reward", "kl"})` is called after every step (a progress bar).
     """
     if steps < 0 or prompts_per_step < 1:
         raise ValueError(f"steps must be >= 0 and prompts_per_step >= 1, got {steps}, "
@@ -195,6 +197,8 @@ def train_grpo(policy: nn.Module, tokenizer: Tokenizer, tasks: Sequence, steps: 
         result.rewards.append(rollout.rewards.mean().item())
         result.zero_groups.append((groups == groups[:, :1]).all(1).float().mean().item())
         result.kls.append(grpo_step(policy, reference, rollout, optimizer, clip, kl_beta))
+        if on_step is not None:
+            on_step(step + 1, {"reward": result.rewards[-1], "kl": result.kls[-1]})
     if eval_tasks:
         result.accuracy.append((steps, accuracy(policy, tokenizer, eval_tasks, max_new_tokens)))
     policy.eval()

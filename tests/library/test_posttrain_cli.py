@@ -45,3 +45,14 @@ def test_post_training_help_names_the_key_settings(capsys):
     for command, words in (("dpo", "ln 2"), ("grpo", "sometimes"), ("distill", "alpha")):
         assert main([command, "--help"]) == 0
         assert words in capsys.readouterr().out
+
+
+def test_post_training_commands_show_a_progress_bar_over_their_steps(sft_ckpt, tmp_path, capsys):
+    """A tqdm bar counts the optimizer steps with the loss on stderr; --no-progress hides it."""
+    common = ["--init", str(sft_ckpt), "--threads", "1", "--steps", "3", "--data",
+              "tasks:addition", "--examples", "8", "--batch-size", "2"]
+    assert main(["dpo", *common, "--out", str(tmp_path / "a.pt")]) == 0
+    err = capsys.readouterr().err
+    assert "dpo" in err and "3/3" in err and "loss=" in err
+    assert main(["dpo", *common, "--no-progress", "--out", str(tmp_path / "b.pt")]) == 0
+    assert "3/3" not in capsys.readouterr().err
