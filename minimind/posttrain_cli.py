@@ -72,20 +72,28 @@ def cmd_dpo(args: argparse.Namespace) -> int:
     model, tokenizer = _start(args)
     if args.data.startswith(TASKS_PREFIX):
         records = make_preferences(_kinds(args.data), args.examples, args.seed)
+        held_out = make_preferences(_kinds(args.data), min(args.examples, 256), args.seed + 1)
+        where = "held-out"
     else:
         records = [obj for _, obj in read_jsonl(args.data)]
+        n_held = min(len(records) // 10, 256)  # the file's last tenth, never trained on
+        where = "held-out" if n_held else "training"
+        held_out = records[len(records) - n_held:] if n_held else records[:256]
+        records = records[:len(records) - n_held]
     with _Progress(args, "dpo") as progress:
         result = train_dpo(model, tokenizer, records, args.steps, beta=args.beta, lr=args.lr,
                            batch_size=args.batch_size, average=args.average, seed=args.seed,
                            on_step=progress)
-    held = pair_batch(encode_pairs(tokenizer, records[:256]))
+    held = pair_batch(encode_pairs(tokenizer, held_out))
     stats = evaluate_pairs(result.policy, result.reference, held, args.beta, args.average)
     first = result.losses[0] if result.losses else float("nan")
     _save(args, result.policy, tokenizer, "dpo", args.steps,
           {"beta": args.beta, "average": args.average, **stats})
-    print(f"DPO {args.steps} steps: loss {first:.4f} -> {stats['loss']:.4f} (ln 2 = 0.6931 "
-          f"means nothing moved), reward margin {stats['margin']:.3f}, pairs learned "
-          f"{stats['accuracy']:.0%}; saved {args.out}")
+    last = result.losses[-1] if result.losses else float("nan")
+    print(f"DPO {args.steps} steps: training loss {first:.4f} -> {last:.4f} (ln 2 = 0.6931 "
+          f"means nothing moved); on {len(held_out)} {where} pairs: loss {stats['loss']:.4f}, "
+          f"reward margin {stats['margin']:.3f}, positive on {stats['accuracy']:.0%}; "
+          f"saved {args.out}")
     return 0
 
 

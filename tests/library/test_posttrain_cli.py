@@ -56,3 +56,16 @@ def test_post_training_commands_show_a_progress_bar_over_their_steps(sft_ckpt, t
     assert "dpo" in err and "3/3" in err and "loss=" in err
     assert main(["dpo", *common, "--no-progress", "--out", str(tmp_path / "b.pt")]) == 0
     assert "3/3" not in capsys.readouterr().err
+
+
+def test_dpo_reports_its_margin_on_pairs_it_did_not_train_on(sft_ckpt, tmp_path, capsys):
+    """From a jsonl file DPO holds out the last tenth; from tasks: it makes new pairs."""
+    pairs = tmp_path / "pairs.jsonl"
+    assert main(["tasks", "addition", "--n", "30", "--preferences", "--out", str(pairs)]) == 0
+    common = ["--init", str(sft_ckpt), "--threads", "1", "--steps", "1", "--batch-size", "2",
+              "--no-progress"]
+    assert main(["dpo", *common, "--data", str(pairs), "--out", str(tmp_path / "a.pt")]) == 0
+    assert "on 3 held-out pairs" in capsys.readouterr().out
+    assert main(["dpo", *common, "--data", "tasks:addition", "--examples", "8",
+                 "--out", str(tmp_path / "b.pt")]) == 0
+    assert "on 8 held-out pairs" in capsys.readouterr().out
