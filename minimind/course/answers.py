@@ -11,9 +11,9 @@ import math
 
 import torch
 
-from minimind import attention, ffn, norm, rope
+from minimind import attention, bpe, ffn, generate, norm, optim, rope, tokenizer
 from minimind.config import preset
-from minimind.model import count_parameters, scaled_init_std
+from minimind.model import MiniMindForCausalLM, count_parameters, scaled_init_std
 
 
 def _params(name: str, **changes: object) -> int:
@@ -187,3 +187,158 @@ def kv_cache_flops_per_cached_position_minimind2() -> int:
     """Attention FLOPs per new token per cached position in minimind2: 4 x L x H x D."""
     cfg = preset("minimind2")
     return 4 * cfg.num_hidden_layers * cfg.num_attention_heads * cfg.head_dim
+
+
+# --- lesson 07: tokenization ---------------------------------------------------------------------
+
+def encode_aaaaa_option() -> int:
+    """`encode("aaaaa", learn_merges("aaaa", 258))`.
+
+    Options: (a) [256, 256, 97], (b) [97, 257], (c) [257, 97], (d) [256, 257]."""
+    ids = bpe.encode("aaaaa", bpe.learn_merges("aaaa", 258))
+    options = ([256, 256, 97], [97, 257], [257, 97], [256, 257])
+    return options.index(ids) if ids in options else -1
+
+
+def decode_split_character_option() -> int:
+    """The two bytes of 'é' decoded token by token and joined.
+
+    Options: (a) 'é', (b) two U+FFFD, (c) a UnicodeDecodeError, (d) 'Ã©'."""
+    try:
+        text = "".join(bpe.decode([b], []) for b in "é".encode("utf-8"))
+    except UnicodeDecodeError:
+        return 2
+    return {"é": 0, "\ufffd\ufffd": 1, "Ã©": 3}.get(text, -1)
+
+
+def byte_tokens_for_tokyo() -> int:
+    """Tokens MiniMind's byte tokenizer (bytes and specials, no merges) gives for '东京'."""
+    return len(tokenizer.byte_tokenizer().encode("东京"))
+
+
+def embedding_share_minimind2_small() -> float:
+    """Share of minimind2-small's parameters in its (tied) embedding: V x C / all."""
+    cfg = preset("minimind2-small")
+    return cfg.vocab_size * cfg.hidden_size / count_parameters(cfg)
+
+
+def vocab_32000_extra_parameters() -> int:
+    """Parameters minimind2-small would gain with a 32,000-token vocabulary (tied head)."""
+    return _params("minimind2-small", vocab_size=32000) - _params("minimind2-small")
+
+
+# --- lesson 08: training dynamics ----------------------------------------------------------------
+
+def lr_at_step_0_with_warmup() -> float:
+    """The rate of step 0 of 1000, peak 1e-3, 100 warmup steps: peak / warmup, not 0."""
+    return optim.lr_at(0, 1000, 1e-3, warmup=100)
+
+
+def lr_at_step_550_with_warmup() -> float:
+    """The rate of step 550 of the same run: halfway down the cosine, 0.55 of the peak."""
+    return optim.lr_at(550, 1000, 1e-3, warmup=100)
+
+
+def global_clip_factor_3_4_12() -> float:
+    """The factor `clip_by_global_norm` applies to gradients of norms 3, 4, 12 at max_norm 1."""
+    grads = [torch.tensor(values, dtype=torch.float64) for values in ([3.0], [0.0, 4.0], [12.0])]
+    clipped = optim.clip_by_global_norm(grads, 1.0)
+    return float(clipped[0][0] / grads[0][0])
+
+
+def adamw_first_step_option() -> int:
+    """How far AdamW's first step moves weights with gradients 1e-4 and 100 (lr 1e-3, no decay).
+
+    Options: (a) 1e-4 x lr and 100 x lr, (b) 0, (c) lr / sqrt(gradient), (d) both about lr."""
+    lr = 1e-3
+    grad = torch.tensor([1e-4, 100.0], dtype=torch.float64)
+    zeros = torch.zeros_like(grad)
+    new, _, _ = optim.adamw_step(zeros, grad, zeros, zeros, step=1, lr=lr, weight_decay=0.0)
+    moved = new.abs()
+    candidates = (grad * lr, zeros, lr / grad.sqrt(), torch.full_like(moved, lr))
+    for index, candidate in enumerate(candidates):
+        if torch.allclose(moved, candidate, rtol=1e-2, atol=1e-12):
+            return index
+    return -1
+
+
+def init_loss_at_vocab_6400() -> float:
+    """The loss of a freshly initialised MiniMind with a 6400-token vocabulary (about ln 6400)."""
+    with torch.random.fork_rng(devices=[]):  # a fixed draw that leaves the caller's RNG alone
+        torch.manual_seed(0)
+        model = MiniMindForCausalLM(preset("tiny", vocab_size=6400))
+        ids = torch.randint(0, 6400, (4, 33))
+        with torch.no_grad():
+            loss = model(ids[:, :-1], targets=ids[:, 1:]).loss
+    return float(loss)
+
+
+# --- lesson 09: generation -----------------------------------------------------------------------
+
+def top_p_kept_at_0_9() -> int:
+    """Tokens `top_p_mask` keeps at p = 0.9 from probabilities 1/2, 1/4, 1/8, 1/16, 1/16."""
+    probs = torch.tensor([[0.0625, 0.5, 0.125, 0.0625, 0.25]], dtype=torch.float64)
+    return int(generate.top_p_mask(probs, 0.9).sum())
+
+
+def temperature_tie_option() -> int:
+    """softmax(z / T) for a tie at the top (z = 2, 2, 1, 0) as T -> 0.
+
+    Options: (a) all on the lower id, (b) one-hot on one of the two at random, (c) half on each
+    of the two, (d) uniform over all tokens."""
+    z = torch.tensor([[2.0, 2.0, 1.0, 0.0]], dtype=torch.float64)
+    p = generate.logits_to_probs(z, temperature=1e-3)[0]
+    candidates = {0: [1.0, 0.0, 0.0, 0.0], 2: [0.5, 0.5, 0.0, 0.0], 3: [0.25] * 4}
+    for index, candidate in candidates.items():
+        if torch.allclose(p, torch.tensor(candidate, dtype=torch.float64), atol=1e-9):
+            return index
+    return -1  # none of the distributions the options describe
+
+
+def negative_logit_penalty_option() -> int:
+    """A seen token's logit -2 under repetition penalty 1.3.
+
+    Options: (a) about -1.54, (b) -2, (c) -3.3, (d) -2.6."""
+    logits = torch.tensor([[-2.0, 1.0]], dtype=torch.float64)
+    value = float(generate.apply_repetition_penalty(logits, torch.tensor([[0]]), 1.3)[0, 0])
+    for index, candidate in enumerate((-2.0 / 1.3, -2.0, -3.3, -2.6)):
+        if math.isclose(value, candidate, rel_tol=1e-9):
+            return index
+    return -1
+
+
+def penalty_on_every_token_option() -> int:
+    """What the repetition penalty applied to every token of the vocabulary does to the argmax.
+
+    Options: (a) never changes it, (b) picks the smallest |logit|, (c) changes it whenever the
+    top logit is positive, (d) makes it random."""
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(256, 50, generator=gen, dtype=torch.float64) * 3
+    every = torch.arange(50).expand(256, 50)
+    penalized = generate.apply_repetition_penalty(logits, every, 1.3)
+    same = bool((penalized.argmax(-1) == logits.argmax(-1)).all())
+    return 0 if same else -1
+
+
+def positions_fed_without_cache() -> int:
+    """Positions `greedy_decode` feeds the model for 8 new tokens after a 4-token prompt."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = MiniMindForCausalLM(preset("tiny"))
+    fed = []
+    hook = model.model.register_forward_pre_hook(lambda module, args: fed.append(args[0].shape[1]))
+    try:
+        generate.greedy_decode(model, torch.tensor([[1, 2, 3, 4]]), 8)
+    finally:
+        hook.remove()
+    return sum(fed)
+
+
+def minimind2_prefix_where_cache_reads_equal_weight_flops() -> float:
+    """The cached prefix at which MiniMind2's attention over the cache (4 x L x H x D FLOPs per
+    cached position) costs as much as its weight matmuls (2 FLOPs per weight of every linear
+    layer, the tied LM head included) for one new token."""
+    cfg = preset("minimind2")
+    norms = (2 * cfg.num_hidden_layers + 1) * cfg.hidden_size
+    weight_flops = 2 * (count_parameters(cfg) - norms)
+    return weight_flops / (4 * cfg.num_hidden_layers * cfg.num_attention_heads * cfg.head_dim)
