@@ -93,11 +93,22 @@ def _load_failure(err: Exception) -> str:
     return f"is corrupt or truncated ({first})"
 
 
-def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """Every state-dict entry's shape for `config`, without allocating any weights."""
+def expected_shapes(config: ModelConfig,
+                    lora: dict[str, Any] | None = None) -> dict[str, tuple[int, ...]]:
+    """Every state-dict entry's shape for `config`, without allocating any weights; with a
+    LoRA spec ({"rank", "alpha"}, MiniMind's square-matrix rule) also each adapter's A and B."""
     with torch.device("meta"):
         model = MiniMindForCausalLM(config)
-    return {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    shapes = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    if lora:
+        from minimind.lora import square  # lora imports this module
+
+        rank = int(lora["rank"])
+        for name, m in model.named_modules():
+            if isinstance(m, torch.nn.Linear) and square(name, m):
+                shapes[f"{name}.lora_A"] = (rank, m.in_features)
+                shapes[f"{name}.lora_B"] = (m.out_features, rank)
+    return shapes
 
 
 def state_dict_mismatch(
@@ -129,7 +140,8 @@ def config_of(state: dict[str, Any], path: str | Path) -> ModelConfig:
     weights = state.get("model")
     if not isinstance(weights, dict):
         raise CheckpointError(f"checkpoint {path} holds no model weights")
-    problems = state_dict_mismatch(expected_shapes(config), weights)
+    lora = (state.get("extra") or {}).get("lora")
+    problems = state_dict_mismatch(expected_shapes(config, lora), weights)
     if problems:
         raise CheckpointError(f"checkpoint {path} does not fit its config: "
                               + "; ".join(problems[:4]))
@@ -158,5 +170,13 @@ def load_checkpoint(path: str | Path) -> tuple[MiniMindForCausalLM, dict[str, An
     """
     state = read_checkpoint(path)
     model = MiniMindForCausalLM(config_of(state, path))
-    model.load_state_dict(state["model"])
+    lora = (state.get("extra") or {}).get("lora")
+    if lora:  # saved by `minimind sft --lora`: the base weights plus A and B, merged on load
+        from minimind.lora import apply_lora, merge_adapters
+
+        apply_lora(model, int(lora["rank"]), float(lora["alpha"]))
+        model.load_state_dict(state["model"])
+        merge_adapters(model).requires_grad_(True)
+    else:
+        model.load_state_dict(state["model"])
     return model, state

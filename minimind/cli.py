@@ -5,6 +5,8 @@
     minimind train --out CKPT --data FILE --tokenizer DIR --preset minimind2-small --steps N
     minimind train --out CKPT --resume            continue a stopped run where it stopped
     minimind sft --init CKPT --data sft.jsonl --out SFT    supervised fine-tuning (ChatML)
+    minimind sft --init CKPT --data sft.jsonl --lora 8     ... LoRA adapters only
+    minimind dpo | grpo | distill --init SFT ...   preferences, verifiable rewards, a teacher
     minimind tasks addition,reverse --n 2000 --out sft.jsonl    chat tasks with exact answers
     torchrun --nproc_per_node N -m minimind train ...    data-parallel over N processes
     minimind generate [CKPT] --prompt TEXT --tokens N    sample (KV cache)
@@ -253,6 +255,12 @@ def cmd_sft(args: argparse.Namespace) -> int:
         raise UsageError("--resume continues --out with its own weights; drop --init")
     if not args.resume and not args.init:
         raise UsageError("--init CKPT is required: the pretrained checkpoint to fine-tune")
+    if args.lora < 0:
+        raise UsageError(f"--lora is a rank >= 1 (or 0 for full fine-tuning), got {args.lora}")
+    if args.resume and args.lora:
+        raise UsageError("--resume continues with the checkpoint's own LoRA setting; drop --lora")
+    lora = ({"rank": args.lora, "alpha": float(args.lora_alpha or args.lora)}
+            if args.lora else None)
     info = setup(args.device)
     try:
         torch.set_num_threads(args.threads or _default_threads(info))
@@ -277,7 +285,12 @@ def cmd_sft(args: argparse.Namespace) -> int:
                   f"{info.world_size} process(es) on {info.device}", file=sys.stderr)
         metrics: Any = Path(args.metrics) if args.metrics else True
         result = train(config, cfg, data, out, tokenizer, resume=resumed, force=args.force,
-                       info=info, progress=show, metrics=metrics, init=init, stage="sft")
+                       info=info, progress=show, metrics=metrics, init=init, stage="sft",
+                       lora=lora)
+        adapter = None
+        lora_run = lora or (resumed is not None and resumed.state["extra"].get("lora"))
+        if lora_run and info.is_main and not result.interrupted and result.step > 0:
+            adapter = _write_adapter(out)
     finally:
         teardown(info)
     if not info.is_main:
@@ -288,8 +301,26 @@ def cmd_sft(args: argparse.Namespace) -> int:
         return 130
     val = f"{result.val_loss:.3f}" if result.val_loss is not None else "-"
     print(f"fine-tuned to step {result.step} in {result.seconds:.1f}s: train loss "
-          f"{result.train_loss:.3f}, val loss {val} (assistant tokens only); saved {out}")
+          f"{result.train_loss:.3f}, val loss {val} (assistant tokens only); saved {out}"
+          + (f" and the adapter alone as {adapter}" if adapter else ""))
     return 0
+
+
+def _write_adapter(out: Path) -> Path | None:
+    """For a LoRA run, the adapter alone (A and B, rank, alpha) beside the checkpoint."""
+    from minimind.checkpoint import config_of, read_checkpoint
+    from minimind.lora import apply_lora, save_adapter
+    from minimind.model import MiniMindForCausalLM
+
+    state = read_checkpoint(out)
+    spec = state["extra"].get("lora")
+    if not spec:
+        return None
+    model = MiniMindForCausalLM(config_of(state, out))
+    apply_lora(model, int(spec["rank"]), float(spec["alpha"]))
+    model.load_state_dict(state["model"])
+    return save_adapter(model, out.with_suffix(".lora.pt"),
+                        extra={"step": state["step"], "stage": "sft"})
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
@@ -557,6 +588,14 @@ def build_parser() -> argparse.ArgumentParser:
                         " required, no default)")
     s.add_argument("--examples", type=int, default=2000,
                    help="conversations to make for --data tasks:...")
+    s.add_argument("--lora", type=int, default=0, metavar="RANK",
+                   help="train LoRA adapters of this rank on the square matrices (MiniMind: 8) "
+                        "with the model frozen; 0 fine-tunes every weight. The checkpoint "
+                        "loads merged everywhere; OUT.lora.pt holds the adapter alone. LoRA "
+                        "usually wants a larger --lr than full fine-tuning")
+    s.add_argument("--lora-alpha", type=float, default=None,
+                   help="LoRA scale numerator, update = alpha / rank * B A (default: the rank, "
+                        "scale 1, as MiniMind)")
     add_run_options(s, SFT_DEFAULTS)
     s.set_defaults(func=cmd_sft)
 

@@ -307,6 +307,7 @@ def train(
     info: Dist | None = None, progress: bool = True, metrics: Path | None | bool = True,
     plot: bool = True, on_step: Callable[[int, float], None] | None = None,
     init: dict[str, Any] | None = None, stage: str = "pretrain",
+    lora: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train (or continue) a MiniMindForCausalLM on `data` and save it to `out`.
 
@@ -315,7 +316,9 @@ def train(
     dict to start from (the pretrained weights, for SFT); `stage` is recorded in the
     checkpoint. `resume` comes from `read_resume_state(out)`. `metrics=True` logs to
     CKPT.metrics.jsonl, a path logs there, False logs nowhere. `on_step(step, loss)` is called
-    after every step.
+    after every step. `lora` ({"rank", "alpha"}) freezes the model and trains LoRA adapters on
+    its square matrices (MiniMind's rule); checkpoints then hold the frozen weights plus the
+    adapters, and `load_checkpoint` merges them. A resumed run takes the checkpoint's spec.
     """
     out = Path(out)
     info = info or Dist()
@@ -338,6 +341,13 @@ def train(
     model = MiniMindForCausalLM(model_config).to(info.device)
     if init is not None and not resume:
         model.load_state_dict(init)
+    if resume:
+        lora = resume.state["extra"].get("lora")
+    if lora:
+        from minimind.lora import apply_lora
+
+        lora = {"rank": int(lora["rank"]), "alpha": float(lora["alpha"])}
+        apply_lora(model, lora["rank"], lora["alpha"], seed=cfg.seed)
     optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
     data_gen = torch.Generator().manual_seed(cfg.seed)
     if resume:
@@ -368,6 +378,8 @@ def train(
         if info.is_main:
             extra = {"tokenizer": tokenizer.to_state(), "train": cfg.to_dict(), "stage": stage,
                      "rng": rng_state(), "data_generator": data_gen.get_state(), **losses}
+            if lora:
+                extra["lora"] = lora
             if tokenizer.kind == "char":
                 extra["chars"] = tokenizer.to_state()["chars"]  # what older readers look for
             path = save_checkpoint(out, model, step=step, optimizer=optimizer, extra=extra)

@@ -4,11 +4,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from minimind.checkpoint import read_checkpoint
+from minimind.checkpoint import load_checkpoint, read_checkpoint
 from minimind.cli import main
 from minimind.config import preset
 from minimind.data import DataError
 from minimind.dataset import IGNORE, TokenData, cached_token_file, encode_chat
+from minimind.lora import load_adapter
 from minimind.model import MiniMindForCausalLM
 from minimind.sft import (
     SFTData,
@@ -155,6 +156,37 @@ def test_minimind_sft_trains_on_tasks_and_resumes(base, tmp_path):
     assert main(["sft", "--resume", "--steps", "3", *common]) == 0
     assert read_checkpoint(out)["step"] == 3
     assert main(["sft", "--steps", "2", *common[:-1], str(tmp_path / "x.pt")]) == 2  # no init
+
+
+def test_minimind_sft_lora_trains_only_adapters_and_resumes_exactly(base, tmp_path):
+    """`sft --lora 4`: the base weights stay put, a run stopped and resumed ends bit-identical
+    to an uninterrupted one, the checkpoint loads merged, and OUT.lora.pt is the adapter."""
+    common = ["--data", "tasks:addition", "--examples", "50", "--batch-size", "4",
+              "--eval-batches", "1", "--threads", "1", "--no-progress", "--lr", "1e-2"]
+    straight, stopped = tmp_path / "straight.pt", tmp_path / "stopped.pt"
+    first = ["sft", "--init", str(base), "--lora", "4", "--seq-len", "32", *common]
+    assert main([*first, "--steps", "3", "--out", str(straight)]) == 0
+    assert main([*first, "--steps", "2", "--out", str(stopped)]) == 0
+    assert main(["sft", "--resume", "--steps", "3", *common, "--out", str(stopped)]) == 0
+    a, b = read_checkpoint(straight), read_checkpoint(stopped)
+    assert a["extra"]["lora"] == {"rank": 4, "alpha": 4.0}
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), f"{k} differs after resuming"
+    init = read_checkpoint(base)["model"]
+    adapters = [k for k in a["model"] if k.endswith(".lora_B")]
+    assert adapters and all(a["model"][k].abs().max() > 0 for k in adapters)
+    for k, v in init.items():  # frozen: every base weight as pretrained
+        assert torch.equal(a["model"][k], v), f"{k} moved under LoRA"
+
+    merged, _ = load_checkpoint(straight)
+    assert not any("lora" in k for k in merged.state_dict())
+    plain, _ = load_checkpoint(base)
+    load_adapter(plain, straight.with_suffix(".lora.pt"))
+    x = torch.randint(3, TOK.vocab_size, (2, 12))
+    with torch.no_grad():
+        torch.testing.assert_close(merged(x).logits, plain(x).logits, atol=1e-5, rtol=0)
+    assert main(["sft", "--init", str(base), "--lora", "-1", "--out", str(tmp_path / "n.pt"),
+                 "--data", "tasks:addition"]) == 2
 
 
 def test_complete_stops_after_im_end():
