@@ -11,9 +11,11 @@ import math
 
 import torch
 
-from minimind import attention, ffn, norm, rope
+from minimind import attention, distill, dpo, ffn, lora, norm, rl, rope, sft
 from minimind.config import preset
-from minimind.model import count_parameters, scaled_init_std
+from minimind.dataset import IGNORE, encode_chat
+from minimind.model import MiniMindBlock, MiniMindForCausalLM, count_parameters, scaled_init_std
+from minimind.tokenizer import byte_tokenizer
 
 
 def _params(name: str, **changes: object) -> int:
@@ -191,54 +193,31 @@ def kv_cache_flops_per_cached_position_minimind2() -> int:
 
 # --- lesson 10: supervised fine-tuning -----------------------------------------------------------
 
-def _two_turn_chat() -> tuple[list[int], list[int]]:
-    """A fixed two-exchange conversation in ChatML, byte tokens: (ids, assistant_labels)."""
-    from minimind.dataset import encode_chat
-    from minimind.sft import assistant_labels, chat_markers
-    from minimind.tokenizer import byte_tokenizer
-
+def _labelled(*turns: tuple[str, str]) -> tuple[list[int], list[int]]:
+    """(ids, assistant_labels) of a conversation of (user, assistant) turns, byte tokens."""
     tok = byte_tokenizer()
-    messages = [{"role": "user", "content": "3+5="}, {"role": "assistant", "content": "8"},
-                {"role": "user", "content": "12+30="}, {"role": "assistant", "content": "42"}]
+    messages = [{"role": role, "content": text} for user, answer in turns
+                for role, text in (("user", user), ("assistant", answer))]
     ids, _ = encode_chat(tok, messages)
-    labels = assistant_labels(torch.tensor(ids), *chat_markers(tok))
-    return ids, labels.tolist()
+    return ids, sft.assistant_labels(torch.tensor(ids), *sft.chat_markers(tok)).tolist()
 
 
 def sft_supervised_tokens_two_turns() -> int:
     """Positions MiniMind's mask supervises in user '3+5=' / '8' / user '12+30=' / '42'."""
-    from minimind.dataset import IGNORE
-
-    _, labels = _two_turn_chat()
+    _, labels = _labelled(("3+5=", "8"), ("12+30=", "42"))
     return sum(lab != IGNORE for lab in labels)
 
 
 def sft_answer_share_without_mask() -> float:
     """Unmasked, every token after the first is a target: the answer's share of those targets,
     for user '3+5=', assistant '8' (the answer, <|im_end|> and newline over all 25 targets)."""
-    from minimind.dataset import IGNORE, encode_chat
-    from minimind.sft import assistant_labels, chat_markers
-    from minimind.tokenizer import byte_tokenizer
-
-    tok = byte_tokenizer()
-    ids, _ = encode_chat(tok, [{"role": "user", "content": "3+5="},
-                               {"role": "assistant", "content": "8"}])
-    labels = assistant_labels(torch.tensor(ids), *chat_markers(tok))
-    answer = int((labels[1:] != IGNORE).sum())
-    return answer / (len(ids) - 1)
+    ids, labels = _labelled(("3+5=", "8"))
+    return sum(lab != IGNORE for lab in labels[1:]) / (len(ids) - 1)
 
 
 def sft_position_predicting_the_answer() -> int:
     """After pad_batch's shift, the position whose target is the answer's first token ('8')."""
-    from minimind.dataset import IGNORE, encode_chat
-    from minimind.sft import assistant_labels, chat_markers, pad_batch
-    from minimind.tokenizer import byte_tokenizer
-
-    tok = byte_tokenizer()
-    ids, _ = encode_chat(tok, [{"role": "user", "content": "3+5="},
-                               {"role": "assistant", "content": "8"}])
-    labels = assistant_labels(torch.tensor(ids), *chat_markers(tok)).tolist()
-    _, y = pad_batch([(ids, labels)])
+    _, y = sft.pad_batch([_labelled(("3+5=", "8"))])
     return next(i for i, t in enumerate(y[0].tolist()) if t != IGNORE)
 
 
@@ -248,19 +227,11 @@ def masked_prompt_still_read_option() -> int:
     Options: (a) yes: attention reads it, only the loss skips it, (b) no: masked tokens are
     hidden from attention too. Measured on a small random model: two prompts that differ in one
     user token give different logits where the answer is predicted."""
-    from minimind.config import preset
-    from minimind.dataset import encode_chat
-    from minimind.model import MiniMindForCausalLM
-    from minimind.tokenizer import byte_tokenizer
-
-    tok = byte_tokenizer()
     torch.manual_seed(0)
-    model = MiniMindForCausalLM(preset("tiny", vocab_size=tok.vocab_size)).eval()
-    rows = [encode_chat(tok, [{"role": "user", "content": q},
-                              {"role": "assistant", "content": "8"}])[0]
-            for q in ("3+5=", "4+4=")]
+    model = MiniMindForCausalLM(preset("tiny", vocab_size=byte_tokenizer().vocab_size)).eval()
+    rows = [_labelled((q, "8"))[0] for q in ("3+5=", "4+4=")]
     with torch.no_grad():
-        logits = model(torch.tensor(rows)).logits[:, -4]  # predicts the answer '8'
+        logits = model(torch.tensor(rows)).logits[:, -4]  # the header's newline: predicts '8'
     return 1 if torch.equal(logits[0], logits[1]) else 0
 
 
@@ -270,19 +241,14 @@ def _lora_block_minimind2_small(rank: int = 8) -> tuple[torch.nn.Module, list[st
     """One minimind2-small block wrapped by apply_lora's default rule. The rest of the model
     holds no Linear the rule wraps (the embedding is no Linear, the head is left out), so the
     model's adapter is this block's, once per layer."""
-    from minimind.lora import apply_lora
-    from minimind.model import MiniMindBlock
-
     block = MiniMindBlock(0, preset("minimind2-small"))
-    return block, apply_lora(block, rank=rank)
+    return block, lora.apply_lora(block, rank=rank)
 
 
 def lora_trainable_minimind2_small_rank8() -> int:
     """Trainable parameters of minimind2-small under MiniMind's rule at rank 8."""
-    from minimind.lora import trainable_parameters
-
     block, _ = _lora_block_minimind2_small()
-    return trainable_parameters(block) * preset("minimind2-small").num_hidden_layers
+    return lora.trainable_parameters(block) * preset("minimind2-small").num_hidden_layers
 
 
 def lora_share_minimind2_small_rank8() -> float:
@@ -306,15 +272,13 @@ def lora_first_gradient_option() -> int:
     """At initialization (A random, B zero), which adapter matrix gets a nonzero gradient?
 
     Options: (a) only B, (b) only A, (c) both, (d) neither."""
-    from minimind.lora import lora_init, lora_linear
-
     g = torch.Generator().manual_seed(0)
-    a, b = lora_init(16, 16, 4, generator=g)
+    a, b = lora.lora_init(16, 16, 4, generator=g)
     a.requires_grad_(True)
     b.requires_grad_(True)
     x = torch.randn(8, 16, generator=g)
     weight = torch.randn(16, 16, generator=g)
-    lora_linear(x, weight, a, b, alpha=4.0).pow(2).sum().backward()
+    lora.lora_linear(x, weight, a, b, alpha=4.0).pow(2).sum().backward()
     assert a.grad is not None and b.grad is not None
     moved = (bool(b.grad.abs().sum() > 0), bool(a.grad.abs().sum() > 0))
     return {(True, False): 0, (False, True): 1, (True, True): 2, (False, False): 3}[moved]
@@ -322,31 +286,28 @@ def lora_first_gradient_option() -> int:
 
 # --- lesson 12: direct preference optimisation ---------------------------------------------------
 
+def _logprob(value: float, requires_grad: bool = False) -> torch.Tensor:
+    return torch.tensor([value], dtype=torch.float64, requires_grad=requires_grad)
+
+
 def dpo_loss_at_the_reference() -> float:
     """The DPO loss of a pair when policy == reference: -logsigmoid(0) = ln 2."""
-    from minimind.dpo import dpo_loss
-
-    lp = torch.tensor([-7.3], dtype=torch.float64)
-    return float(dpo_loss(lp, lp - 2.0, lp, lp - 2.0, beta=0.1))
+    chosen, rejected = _logprob(-7.3), _logprob(-9.3)
+    return float(dpo.dpo_loss(chosen, rejected, chosen, rejected, beta=0.1))
 
 
 def dpo_loss_after_one_nat() -> float:
     """The DPO loss at beta 0.1 once the policy gained a margin of 1 nat over the reference."""
-    from minimind.dpo import dpo_loss
-
-    ref = torch.tensor([-4.0], dtype=torch.float64)
-    return float(dpo_loss(ref + 0.5, ref - 0.5, ref, ref, beta=0.1))
+    ref = _logprob(-4.0)
+    return float(dpo.dpo_loss(ref + 0.5, ref - 0.5, ref, ref, beta=0.1))
 
 
 def dpo_gradient_ratio_margin_0_vs_20() -> float:
     """How many times larger a pair's gradient is at margin 0 than at margin 20 (beta 0.1):
     sigmoid(0) / sigmoid(-2), measured by autograd through dpo_loss."""
-    from minimind.dpo import dpo_loss
-
     def grad_at(margin: float) -> float:
-        chosen = torch.tensor([margin], dtype=torch.float64, requires_grad=True)
-        zero = torch.zeros(1, dtype=torch.float64)
-        dpo_loss(chosen, zero, zero, zero, beta=0.1).sum().backward()
+        chosen, zero = _logprob(margin, requires_grad=True), _logprob(0.0)
+        dpo.dpo_loss(chosen, zero, zero, zero, beta=0.1).sum().backward()
         assert chosen.grad is not None
         return abs(float(chosen.grad))
 
@@ -357,17 +318,15 @@ def sequence_logprob_position_option() -> int:
     """From which position does sequence_logprob read token t's log-probability?
 
     Options: (a) t - 1, (b) t, (c) t + 1. Measured on random logits against each reading."""
-    from minimind.dpo import sequence_logprob
-
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(1, 6, 9, generator=g, dtype=torch.float64)
     ids = torch.randint(9, (1, 6), generator=g)
     mask = torch.tensor([[False, False, True, True, False, False]])
-    got = float(sequence_logprob(logits, ids, mask))
+    got = float(dpo.sequence_logprob(logits, ids, mask))
     logp = torch.log_softmax(logits[0], -1)
     for option, shift in ((0, -1), (1, 0), (2, 1)):
         value = sum(float(logp[t + shift, ids[0, t]]) for t in (2, 3))
-        if math.isclose(got, value, rel_tol=1e-5):  # float32 inside
+        if math.isclose(got, value, rel_tol=1e-5):  # it computes in float32
             return option
     return -1
 
@@ -376,36 +335,27 @@ def sequence_logprob_position_option() -> int:
 
 def grpo_advantage_of_the_right_answer() -> float:
     """Group [1, 0.1, 0.1, 0]: the right answer's advantage (Bessel's std, eps 1e-4)."""
-    from minimind.rl import group_advantages
-
-    return float(group_advantages(torch.tensor([1.0, 0.1, 0.1, 0.0]), 4)[0])
+    return float(rl.group_advantages(torch.tensor([1.0, 0.1, 0.1, 0.0]), 4)[0])
 
 
 def grpo_advantages_of_an_all_equal_group() -> float:
     """The summed |advantage| of a group of eight answers that all earned 0.1."""
-    from minimind.rl import group_advantages
-
-    return float(group_advantages(torch.full((8,), 0.1), 8).abs().sum())
+    return float(rl.group_advantages(torch.full((8,), 0.1), 8).abs().sum())
 
 
 def kl_estimate_at_minus_one() -> float:
     """MiniMind's per-token KL estimate exp(d) - d - 1 where the policy's log-prob is -1 and the
     reference's -2 (d = ref_logp - logp = -1)."""
-    from minimind.rl import kl_estimate
-
-    return float(kl_estimate(torch.tensor([-1.0], dtype=torch.float64),
-                             torch.tensor([-2.0], dtype=torch.float64)))
+    return float(rl.kl_estimate(_logprob(-1.0), _logprob(-2.0)))
 
 
 def clipped_ratio_gradient_option() -> int:
-    """Gradient of the clipped surrogate for a token at ratio 1.5, clip 0.2, advantage > 0.
+    """Gradient of the clipped surrogate for a token at ratio 1.5, clip 0.2, advantage 2 > 0.
 
     Options: (a) zero, (b) -1.5 A (the unclipped term's), (c) -1.2 A, (d) positive."""
-    from minimind.rl import clipped_policy_loss
-
     logp = torch.tensor([[-1.0]], dtype=torch.float64, requires_grad=True)
     old = logp.detach() - math.log(1.5)
-    clipped_policy_loss(logp, old, torch.tensor([2.0], dtype=torch.float64)).sum().backward()
+    rl.clipped_policy_loss(logp, old, _logprob(2.0)).sum().backward()
     assert logp.grad is not None
     grad = float(logp.grad)
     if grad == 0.0:
@@ -417,13 +367,10 @@ def clipped_ratio_gradient_option() -> int:
 
 def distill_soft_term_weight() -> float:
     """distill_loss at alpha 0 over soft_kl: the factor T^2 at MiniMind's T = 1.5."""
-    from minimind.dataset import IGNORE
-    from minimind.distill import TEMPERATURE, distill_loss, soft_kl
-
     g = torch.Generator().manual_seed(0)
     student = torch.randn(2, 5, 11, generator=g)
     teacher = torch.randn(2, 5, 11, generator=g)
     targets = torch.randint(11, (2, 5), generator=g)
     targets[:, :2] = IGNORE
-    soft = soft_kl(student, teacher, targets != IGNORE, TEMPERATURE)
-    return float(distill_loss(student, teacher, targets, alpha=0.0) / soft)
+    soft = distill.soft_kl(student, teacher, targets != IGNORE, distill.TEMPERATURE)
+    return float(distill.distill_loss(student, teacher, targets, alpha=0.0) / soft)
