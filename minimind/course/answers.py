@@ -11,9 +11,25 @@ import math
 
 import torch
 
-from minimind import attention, bpe, ffn, generate, norm, optim, rope, tokenizer
+from minimind import (
+    attention,
+    bpe,
+    distill,
+    dpo,
+    ffn,
+    generate,
+    lora,
+    norm,
+    optim,
+    rl,
+    rope,
+    sft,
+    tokenizer,
+)
 from minimind.config import preset
-from minimind.model import MiniMindForCausalLM, count_parameters, scaled_init_std
+from minimind.dataset import IGNORE, encode_chat
+from minimind.model import MiniMindBlock, MiniMindForCausalLM, count_parameters, scaled_init_std
+from minimind.tokenizer import byte_tokenizer
 
 
 def _params(name: str, **changes: object) -> int:
@@ -342,3 +358,187 @@ def minimind2_prefix_where_cache_reads_equal_weight_flops() -> float:
     norms = (2 * cfg.num_hidden_layers + 1) * cfg.hidden_size
     weight_flops = 2 * (count_parameters(cfg) - norms)
     return weight_flops / (4 * cfg.num_hidden_layers * cfg.num_attention_heads * cfg.head_dim)
+
+# --- lesson 10: supervised fine-tuning -----------------------------------------------------------
+
+def _labelled(*turns: tuple[str, str]) -> tuple[list[int], list[int]]:
+    """(ids, assistant_labels) of a conversation of (user, assistant) turns, byte tokens."""
+    tok = byte_tokenizer()
+    messages = [{"role": role, "content": text} for user, answer in turns
+                for role, text in (("user", user), ("assistant", answer))]
+    ids, _ = encode_chat(tok, messages)
+    return ids, sft.assistant_labels(torch.tensor(ids), *sft.chat_markers(tok)).tolist()
+
+
+def sft_supervised_tokens_two_turns() -> int:
+    """Positions MiniMind's mask supervises in user '3+5=' / '8' / user '12+30=' / '42'."""
+    _, labels = _labelled(("3+5=", "8"), ("12+30=", "42"))
+    return sum(lab != IGNORE for lab in labels)
+
+
+def sft_answer_share_without_mask() -> float:
+    """Unmasked, every token after the first is a target: the answer's share of those targets,
+    for user '3+5=', assistant '8' (the answer, <|im_end|> and newline over all 25 targets)."""
+    ids, labels = _labelled(("3+5=", "8"))
+    return sum(lab != IGNORE for lab in labels[1:]) / (len(ids) - 1)
+
+
+def sft_position_predicting_the_answer() -> int:
+    """After pad_batch's shift, the position whose target is the answer's first token ('8')."""
+    _, y = sft.pad_batch([_labelled(("3+5=", "8"))])
+    return next(i for i, t in enumerate(y[0].tolist()) if t != IGNORE)
+
+
+def masked_prompt_still_read_option() -> int:
+    """Does the user turn, masked out of the loss, change the logits at the answer's position?
+
+    Options: (a) yes: attention reads it, only the loss skips it, (b) no: masked tokens are
+    hidden from attention too. Measured on a small random model: two prompts that differ in one
+    user token give different logits where the answer is predicted."""
+    torch.manual_seed(0)
+    model = MiniMindForCausalLM(preset("tiny", vocab_size=byte_tokenizer().vocab_size)).eval()
+    rows = [_labelled((q, "8"))[0] for q in ("3+5=", "4+4=")]
+    with torch.no_grad():
+        logits = model(torch.tensor(rows)).logits[:, -4]  # the header's newline: predicts '8'
+    return 1 if torch.equal(logits[0], logits[1]) else 0
+
+
+# --- lesson 11: LoRA -----------------------------------------------------------------------------
+
+def _lora_block_minimind2_small(rank: int = 8) -> tuple[torch.nn.Module, list[str]]:
+    """One minimind2-small block wrapped by apply_lora's default rule. The rest of the model
+    holds no Linear the rule wraps (the embedding is no Linear, the head is left out), so the
+    model's adapter is this block's, once per layer."""
+    block = MiniMindBlock(0, preset("minimind2-small"))
+    return block, lora.apply_lora(block, rank=rank)
+
+
+def lora_trainable_minimind2_small_rank8() -> int:
+    """Trainable parameters of minimind2-small under MiniMind's rule at rank 8."""
+    block, _ = _lora_block_minimind2_small()
+    return lora.trainable_parameters(block) * preset("minimind2-small").num_hidden_layers
+
+
+def lora_share_minimind2_small_rank8() -> float:
+    """Those parameters as a share of the wrapped model's parameters (base plus adapter)."""
+    adapter = lora_trainable_minimind2_small_rank8()
+    return adapter / (_params("minimind2-small") + adapter)
+
+
+def lora_wrapped_matrices_option() -> int:
+    """Which matrices of a minimind2-small block does apply_lora's default rule wrap?
+
+    Options: (a) q, k, v and o, (b) q_proj and o_proj, (c) k_proj and v_proj, (d) every Linear
+    (the FFN's too)."""
+    _, names = _lora_block_minimind2_small()
+    wrapped = tuple(sorted(n.rsplit(".", 1)[-1] for n in names))
+    return {("k_proj", "o_proj", "q_proj", "v_proj"): 0, ("o_proj", "q_proj"): 1,
+            ("k_proj", "v_proj"): 2}.get(wrapped, 3)
+
+
+def lora_first_gradient_option() -> int:
+    """At initialization (A random, B zero), which adapter matrix gets a nonzero gradient?
+
+    Options: (a) only B, (b) only A, (c) both, (d) neither."""
+    g = torch.Generator().manual_seed(0)
+    a, b = lora.lora_init(16, 16, 4, generator=g)
+    a.requires_grad_(True)
+    b.requires_grad_(True)
+    x = torch.randn(8, 16, generator=g)
+    weight = torch.randn(16, 16, generator=g)
+    lora.lora_linear(x, weight, a, b, alpha=4.0).pow(2).sum().backward()
+    assert a.grad is not None and b.grad is not None
+    moved = (bool(b.grad.abs().sum() > 0), bool(a.grad.abs().sum() > 0))
+    return {(True, False): 0, (False, True): 1, (True, True): 2, (False, False): 3}[moved]
+
+
+# --- lesson 12: direct preference optimisation ---------------------------------------------------
+
+def _logprob(value: float, requires_grad: bool = False) -> torch.Tensor:
+    return torch.tensor([value], dtype=torch.float64, requires_grad=requires_grad)
+
+
+def dpo_loss_at_the_reference() -> float:
+    """The DPO loss of a pair when policy == reference: -logsigmoid(0) = ln 2."""
+    chosen, rejected = _logprob(-7.3), _logprob(-9.3)
+    return float(dpo.dpo_loss(chosen, rejected, chosen, rejected, beta=0.1))
+
+
+def dpo_loss_after_one_nat() -> float:
+    """The DPO loss at beta 0.1 once the policy gained a margin of 1 nat over the reference."""
+    ref = _logprob(-4.0)
+    return float(dpo.dpo_loss(ref + 0.5, ref - 0.5, ref, ref, beta=0.1))
+
+
+def dpo_gradient_ratio_margin_0_vs_20() -> float:
+    """How many times larger a pair's gradient is at margin 0 than at margin 20 (beta 0.1):
+    sigmoid(0) / sigmoid(-2), measured by autograd through dpo_loss."""
+    def grad_at(margin: float) -> float:
+        chosen, zero = _logprob(margin, requires_grad=True), _logprob(0.0)
+        dpo.dpo_loss(chosen, zero, zero, zero, beta=0.1).sum().backward()
+        assert chosen.grad is not None
+        return abs(float(chosen.grad))
+
+    return grad_at(0.0) / grad_at(20.0)
+
+
+def sequence_logprob_position_option() -> int:
+    """From which position does sequence_logprob read token t's log-probability?
+
+    Options: (a) t - 1, (b) t, (c) t + 1. Measured on random logits against each reading."""
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(1, 6, 9, generator=g, dtype=torch.float64)
+    ids = torch.randint(9, (1, 6), generator=g)
+    mask = torch.tensor([[False, False, True, True, False, False]])
+    got = float(dpo.sequence_logprob(logits, ids, mask))
+    logp = torch.log_softmax(logits[0], -1)
+    for option, shift in ((0, -1), (1, 0), (2, 1)):
+        value = sum(float(logp[t + shift, ids[0, t]]) for t in (2, 3))
+        if math.isclose(got, value, rel_tol=1e-5):  # it computes in float32
+            return option
+    return -1
+
+
+# --- lesson 13: RL with verifiable rewards, and distillation -------------------------------------
+
+def grpo_advantage_of_the_right_answer() -> float:
+    """Group [1, 0.1, 0.1, 0]: the right answer's advantage (Bessel's std, eps 1e-4)."""
+    return float(rl.group_advantages(torch.tensor([1.0, 0.1, 0.1, 0.0]), 4)[0])
+
+
+def grpo_advantages_of_an_all_equal_group() -> float:
+    """The summed |advantage| of a group of eight answers that all earned 0.1."""
+    return float(rl.group_advantages(torch.full((8,), 0.1), 8).abs().sum())
+
+
+def kl_estimate_at_minus_one() -> float:
+    """MiniMind's per-token KL estimate exp(d) - d - 1 where the policy's log-prob is -1 and the
+    reference's -2 (d = ref_logp - logp = -1)."""
+    return float(rl.kl_estimate(_logprob(-1.0), _logprob(-2.0)))
+
+
+def clipped_ratio_gradient_option() -> int:
+    """Gradient of the clipped surrogate for a token at ratio 1.5, clip 0.2, advantage 2 > 0.
+
+    Options: (a) zero, (b) -1.5 A (the unclipped term's), (c) -1.2 A, (d) positive."""
+    logp = torch.tensor([[-1.0]], dtype=torch.float64, requires_grad=True)
+    old = logp.detach() - math.log(1.5)
+    rl.clipped_policy_loss(logp, old, _logprob(2.0)).sum().backward()
+    assert logp.grad is not None
+    grad = float(logp.grad)
+    if grad == 0.0:
+        return 0
+    if math.isclose(grad, -1.5 * 2.0):
+        return 1
+    return 2 if math.isclose(grad, -1.2 * 2.0) else 3
+
+
+def distill_soft_term_weight() -> float:
+    """distill_loss at alpha 0 over soft_kl: the factor T^2 at MiniMind's T = 1.5."""
+    g = torch.Generator().manual_seed(0)
+    student = torch.randn(2, 5, 11, generator=g)
+    teacher = torch.randn(2, 5, 11, generator=g)
+    targets = torch.randint(11, (2, 5), generator=g)
+    targets[:, :2] = IGNORE
+    soft = distill.soft_kl(student, teacher, targets != IGNORE, distill.TEMPERATURE)
+    return float(distill.distill_loss(student, teacher, targets, alpha=0.0) / soft)

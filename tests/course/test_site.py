@@ -19,7 +19,6 @@ from minimind.course.quiz import lesson_folders
 
 CHROMIUM = Path("/usr/bin/chromium")
 LESSONS = lesson_folders()
-CORE = [p for p in LESSONS if p.name[:2] <= "09"]  # the lessons with a guide so far (01-09)
 TRANSLATED = [p for p in LESSONS if p.name[:2] <= "03"]
 SOURCES = sorted([*PACKAGE_ROOT.glob("lessons/*/*.md"), *site.PAGES.glob("*.md")])
 SCREENSHOTS = PACKAGE_ROOT / site.BUILD / "screenshots"
@@ -65,9 +64,9 @@ def test_every_link_into_minimind_points_at_a_function_that_exists():
     assert not broken, "\n".join(broken)
 
 
-@pytest.mark.parametrize("path", CORE, ids=[p.name for p in CORE])
-def test_core_lessons_have_a_code_guide_with_library_upstream_and_papers(path):
-    """Every lesson in CORE has a guide.md linking into minimind/, naming upstream MiniMind's
+@pytest.mark.parametrize("path", LESSONS, ids=[p.name for p in LESSONS])
+def test_every_lesson_has_a_code_guide_with_library_upstream_and_papers(path):
+    """Every lesson has a guide.md linking into minimind/, naming upstream MiniMind's
     files and citing papers; and a lesson.toml with prerequisites and times."""
     guide = (path / "guide.md").read_text(encoding="utf-8")
     assert len(site.MINIMIND_LINK.findall(guide)) >= 3
