@@ -126,9 +126,9 @@ def sgd_runs(seed: int):
 
 @pytest.mark.claim
 @pytest.mark.slow
-def test_clipping_the_global_gradient_norm_removes_loss_spikes(seed, claim, sgd_runs, lr_runs):
-    """Under SGD at lr 1 the unclipped run spikes and goes non-finite; clipped to global norm 1
-    it has no spike and trains. Under AdamW clipping changes little (shown, not asserted)."""
+def test_clipping_the_global_gradient_norm_tames_loss_spikes(seed, claim, sgd_runs, lr_runs):
+    """Under SGD at lr 1 clipping the global norm to 1 removes most spikes, keeps the loss from
+    ever rising above its start, and trains. Under AdamW it changes little (shown)."""
     runs = {**sgd_runs.runs,
             f"AdamW {_lr_name(HIGH_LR)}": lr_runs[_lr_name(HIGH_LR)],
             f"AdamW {_lr_name(HIGH_LR)} + clip 1": lr_runs[f"{_lr_name(HIGH_LR)} + clip 1.0"]}
@@ -144,9 +144,10 @@ def test_clipping_the_global_gradient_norm_removes_loss_spikes(seed, claim, sgd_
         {name: r for name, r in sgd_runs.runs.items()},
         f"SGD at lr {SGD_LR:g}, with and without clipping (seed {seed})", log=True))
     plain, clipped = sgd_runs["SGD"], sgd_runs[f"SGD + clip {CLIP:g}"]
-    # Clipping that changed nothing would measure the same spike count for both runs.
-    claim.check("SGD unclipped: spikes", _spikes(plain), ">", 0.5)
-    claim.check("SGD clipped: spikes", _spikes(clipped), "<", 0.5)
+    # Clipping that changed nothing would measure 0 fewer spikes and the same rise. (Without
+    # clipping the run went non-finite in 38 of 40 calibration runs; with it, never.)
+    claim.check("spikes without clipping minus with", _spikes(plain) - _spikes(clipped), ">", 0.5)
+    claim.check("SGD clipped: rise of the loss above its start", _rise(clipped), "<", 0.1)
     claim.check("SGD clipped: uniform minus final loss", math.log(load_corpus().vocab_size) -
                 clipped.final_loss, ">", 0.5)
 
@@ -169,8 +170,8 @@ def batch_runs(seed: int, lr_runs) -> dict[tuple[int, int], Run]:
 @pytest.mark.claim
 @pytest.mark.slow
 def test_at_equal_tokens_more_smaller_steps_beat_fewer_larger_ones(seed, claim, batch_runs):
-    """At equal tokens, 4x the steps at a quarter of the batch ends lower; at equal steps a
-    larger batch helps, by less with every 4x."""
+    """At 51,200 tokens, 4x the steps at a quarter of the batch ends lower; at equal steps a
+    larger batch helps. (At 12,800 tokens the same trade is shown, not asserted: README.)"""
     val = {k: r.val_loss for k, r in batch_runs.items()}
     rows = [[b, s, b * s * SETTINGS.seq_len, val[(b, s)]] for b, s in sorted(val)]
     claim.table(Table(f"validation loss by batch and steps, lr {SETTINGS.lr:g} (seed {seed})",
@@ -180,9 +181,9 @@ def test_at_equal_tokens_more_smaller_steps_beat_fewer_larger_ones(seed, claim, 
          "100 steps": ((4, 16, 64), (val[(4, 100)], val[(16, 100)], val[(64, 100)]))},
         xlabel="batch size (sequences of 32)", ylabel="validation loss", logx=True,
         title=f"batch size and step count (seed {seed})"))
-    # A perfect trade (only tokens matter) measures 0 for the first two checks.
-    claim.check("equal tokens: batch 16 x 25 minus batch 4 x 100", val[(16, 25)] - val[(4, 100)],
-                ">", 0.05)
+    # A perfect trade (only tokens matter) measures 0 for the first check. The same gap at
+    # 12,800 tokens (16 x 25 minus 4 x 100) ranged 0.017 to 0.30 over 40 runs: its sign held,
+    # but too close to 0 on some seeds to assert with a margin, so it is in the table only.
     claim.check("equal tokens: batch 64 x 25 minus batch 16 x 100",
                 val[(64, 25)] - val[(16, 100)], ">", 0.05)
     claim.check("equal steps: batch 4 minus batch 64 (100 steps)", val[(4, 100)] - val[(64, 100)],

@@ -90,7 +90,8 @@ def test_masking_the_prompt_puts_the_learning_signal_on_answers(seed, claim, run
 
 @pytest.mark.claim
 def test_training_on_pad_tokens_as_targets_teaches_the_model_to_emit_pads(seed, claim, runs):
-    """Labels of padding left as pad ids: after its answer the model predicts pad."""
+    """Labels of padding left as pad ids: after its answer the model's probability of pad
+    rises from under 0.01 to over 0.1."""
     test = _tasks(N_TEST, 200 + seed)
     prob = {}
     for key in ("masked", "pads"):
@@ -110,9 +111,12 @@ def test_training_on_pad_tokens_as_targets_teaches_the_model_to_emit_pads(seed, 
         [["-100 (skipped)", prob["masked"]], ["pad id (learned)", prob["pads"]]],
         note=f"the pad-trained model, run {NEW_TOKENS} tokens without stopping, emitted "
              f"{pads_emitted:.1f} pads per completion"))
-    # A model that had not learned pads from its padding would measure ~0 for both.
-    claim.check("pads as targets: P(pad) after the answer", prob["pads"], ">", 0.5)
-    claim.check("padding skipped: P(pad) after the answer", prob["masked"], "<", 0.05)
+    # A model that had not learned pads from its padding would measure ~0 for both. Over 40
+    # calibration runs the pad-trained P(pad) was above 0.97 in 34 and as low as 0.21 in one
+    # (which rows of a batch get padding, and how much, is drawn by the seed), so the claim is
+    # "by orders of magnitude", not "pad becomes the most likely token".
+    claim.check("pads as targets: P(pad) after the answer", prob["pads"], ">", 0.1)
+    claim.check("padding skipped: P(pad) after the answer", prob["masked"], "<", 0.01)
 
 
 @pytest.mark.claim
