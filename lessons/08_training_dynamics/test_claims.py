@@ -193,15 +193,18 @@ def test_at_equal_tokens_more_smaller_steps_beat_fewer_larger_ones(seed, claim, 
 # --- 5. a tiny scaling law -----------------------------------------------------------------------
 
 WIDTHS = (4, 6, 8, 12, 16)  # one head each; wider models outgrow this token budget (README)
+REPEATS = 3  # runs per width, averaged: one run's noise (~0.1 nats) is as large as the effect
 
 
 @pytest.fixture(scope="module")
-def size_runs(seed: int) -> dict[int, Run]:
-    """2-block models of growing width, one head, the same steps, data and learning rate."""
+def size_runs(seed: int) -> dict[int, list[Run]]:
+    """2-block models of growing width, one head, the same steps and learning rate; each width
+    trained REPEATS times (seeds seed, seed + 1000, ...), the same data order per repeat."""
     names = {f"width {w}": dict(hidden_size=w) for w in WIDTHS}
-    runs = compare(_config(hidden_size=WIDTHS[0], num_attention_heads=1, num_key_value_heads=1),
-                   names, SETTINGS.replace(eval_batches=32), seed=seed)
-    return {w: runs[f"width {w}"] for w in WIDTHS}
+    config = _config(hidden_size=WIDTHS[0], num_attention_heads=1, num_key_value_heads=1)
+    repeats = [compare(config, names, SETTINGS.replace(eval_batches=32), seed=seed + 1000 * k)
+               for k in range(REPEATS)]
+    return {w: [runs[f"width {w}"] for runs in repeats] for w in WIDTHS}
 
 
 def _power_law(xs: list[float], ys: list[float]) -> tuple[float, float, float]:
@@ -217,16 +220,18 @@ def _power_law(xs: list[float], ys: list[float]) -> tuple[float, float, float]:
 @pytest.mark.claim
 @pytest.mark.slow
 def test_final_loss_against_parameter_count_fits_a_power_law(seed, claim, size_runs):
-    """Over widths 4 to 16, validation loss against parameter count is a straight line on a
-    log-log plot: L = a * N^-alpha with R^2 above 0.8."""
-    params = [sum(p.numel() for p in size_runs[w].model.parameters()) for w in WIDTHS]
-    losses = [size_runs[w].val_loss for w in WIDTHS]
+    """Over widths 4 to 16, validation loss (the mean of 3 runs) against parameter count is a
+    straight line on a log-log plot: L = a * N^-alpha, a good fit by R^2."""
+    params = [sum(p.numel() for p in size_runs[w][0].model.parameters()) for w in WIDTHS]
+    losses = [sum(r.val_loss for r in size_runs[w]) / REPEATS for w in WIDTHS]
     alpha, a, r2 = _power_law(params, losses)
     fitted = [a * n ** -alpha for n in params]
     claim.table(Table(
-        f"validation loss by model size, {SETTINGS.steps} steps (seed {seed})",
-        ["width", "parameters", "val loss", "fit a*N^-alpha"],
-        [[w, n, v, f] for w, n, v, f in zip(WIDTHS, params, losses, fitted)],
+        f"validation loss by model size, {SETTINGS.steps} steps, mean of {REPEATS} runs "
+        f"(seed {seed})",
+        ["width", "parameters", "val loss", "runs' spread", "fit a*N^-alpha"],
+        [[w, n, v, max(r.val_loss for r in size_runs[w]) - min(r.val_loss for r in size_runs[w]),
+          f] for w, n, v, f in zip(WIDTHS, params, losses, fitted)],
         note=f"alpha = {alpha:.3f}, a = {a:.3f}, R^2 of the log-log fit = {r2:.3f}"))
     claim.figure("scaling-law", LineFigure(
         {"measured": (params, losses), f"fit, alpha {alpha:.3f}": (params, fitted)},

@@ -129,8 +129,10 @@ def test_lora_learns_a_new_task_a_measured_distance_behind_full_fine_tuning(seed
 
 
 @pytest.mark.claim
-def test_lora_forgets_less_of_the_base_task_than_full_fine_tuning(seed, claim, runs):
-    """Validation loss on the pretraining text, before and after each fine-tune."""
+def test_fine_tuning_on_one_task_makes_lora_and_full_fine_tuning_forget_the_base_task(
+    seed, claim, runs
+):
+    """Validation loss on the plays rises after either fine-tune; which rises more is shown."""
     val = {k: base_val_loss(runs[k].model, seed) for k in runs}
     rise = {k: val[k] - val["base"] for k in ("full", "lora")}
     claim.table(Table(
@@ -138,9 +140,11 @@ def test_lora_forgets_less_of_the_base_task_than_full_fine_tuning(seed, claim, r
         ["model", "validation loss", "rise over the base"],
         [[runs["base"].name, val["base"], 0.0], [runs["full"].name, val["full"], rise["full"]],
          [runs["lora"].name, val["lora"], rise["lora"]]]))
-    # Forgetting as much as full fine-tuning would measure a difference of 0 and a ratio of 1.
-    claim.check("full minus LoRA rise in base loss", rise["full"] - rise["lora"], ">", 0.5)
-    claim.check("LoRA rise / full rise in base loss", rise["lora"] / rise["full"], "<", 0.9)
+    # No forgetting would measure a rise of 0. "LoRA forgets less" is not asserted: over 40
+    # calibration runs LoRA's rise was below full fine-tuning's on most seeds but above it on
+    # others (README, "What does not hold here").
+    claim.check("full fine-tuning: rise in base loss", rise["full"], ">", 1.0)
+    claim.check("LoRA: rise in base loss", rise["lora"], ">", 0.1)
 
 
 @pytest.mark.claim
