@@ -30,8 +30,13 @@ from minimind.lab.chat import chat_config, chat_tokenizer, noisy_addition, train
 from minimind.tasks import make_preferences, make_tasks
 
 SFT_STEPS, NOISE = 150, 0.5
-DPO_STEPS, LR, BATCH = 30, 1e-4, 16
-BETAS = (0.1, 1.0)  # MiniMind's beta, and ten times it
+# 60 steps: at 30 the slowest of 40 calibration runs (seed 3) had barely left ln 2 (0.008 below)
+# and its beta-1.0 policy was almost as far from the reference as its beta-0.1 one (0.96).
+DPO_STEPS, LR, BATCH = 60, 1e-4, 16
+# MiniMind's beta, ten times it and thirty times it. Claim 3 asserts on 3.0: after 60 steps the
+# beta-1.0 policy was nearer the reference in all 40 calibration runs, but by as little as 0.89
+# of the beta-0.1 KL (its margins, about 1 nat, had barely begun to saturate the sigmoid).
+BETAS = (0.1, 1.0, 3.0)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +61,7 @@ def _dpo(setup, seed: int, beta: float, average: bool = False, lr: float = LR):
 
 @pytest.fixture(scope="module")
 def runs(setup, seed: int):
-    """DPO at beta 0.1 and 1.0 (summed log-probs) and at beta 0.1 with averaged log-probs."""
+    """DPO at each of BETAS (summed log-probs) and at beta 0.1 with averaged log-probs."""
     return {("sum", beta): _dpo(setup, seed, beta) for beta in BETAS} | \
         {("average", 0.1): _dpo(setup, seed, 0.1, average=True)}
 
@@ -108,18 +113,18 @@ def test_dpo_raises_the_chosen_minus_rejected_margin_on_held_out_pairs(seed, cla
 
 @pytest.mark.claim
 def test_a_larger_beta_keeps_the_policy_closer_to_the_reference(seed, claim, setup, runs):
-    """Same steps and lr: at beta 1.0 the policy ends nearer the reference (KL) than at 0.1."""
+    """Same steps and lr: at beta 3.0 the policy ends nearer the reference (KL) than at 0.1."""
     _, _, ref, _, held = setup
     with threads(1):
         kl = {b: policy_kl(runs[("sum", b)].policy, ref, held.ids, held.mask) for b in BETAS}
         res = {b: evaluate_pairs(runs[("sum", b)].policy, ref, held, b) for b in BETAS}
     claim.table(Table(
         f"KL(policy || reference) on held-out answers after {DPO_STEPS} steps (seed {seed})",
-        ["beta", "KL per answer token (nats)", "mean reward margin (nats)"],
-        [[b, kl[b], res[b]["margin"]] for b in BETAS],
+        ["beta", "KL per answer token (nats)", "KL / KL at beta 0.1", "mean reward margin (nats)"],
+        [[b, kl[b], kl[b] / kl[0.1], res[b]["margin"]] for b in BETAS],
         note="exact KL of the next-token distributions, averaged over the answers' tokens"))
-    # Beta not mattering would measure a ratio of 1.
-    claim.check("KL at beta 1.0 / KL at beta 0.1", kl[1.0] / kl[0.1], "<", 0.85)
+    # Beta not mattering would measure a ratio of 1. Beta 1.0's row is shown, not asserted.
+    claim.check("KL at beta 3.0 / KL at beta 0.1", kl[3.0] / kl[0.1], "<", 0.85)
 
 
 def _length_pairs(seed: int) -> list[dict]:
@@ -137,34 +142,21 @@ def _length_pairs(seed: int) -> list[dict]:
 
 
 @pytest.mark.claim
-def test_dpo_moves_two_digit_answers_more_whether_log_probs_are_summed_or_averaged(
+def test_summed_log_probs_prefer_the_short_answer_more_often_than_averaged_ones(
     seed, claim, setup, runs
 ):
-    """A 2-digit answer's summed log-prob moves >1.5x a 1-digit one's; averaging keeps most."""
+    """Summing flips some verdicts of the average towards the 1-digit answer, never away."""
     tok, base, ref, _, held = setup
-    digits = held.mask.sum(-1) - 2  # scored tokens minus <|im_end|> and the newline
-    rows, ratio = [], {}
-    with threads(1), torch.no_grad():
-        ref_c, ref_r = pair_logprobs(ref, held)
-        for name in ("sum", "average"):
-            pc, pr = pair_logprobs(runs[(name, 0.1)].policy, held)
-            moved = torch.cat([pc - ref_c, pr - ref_r]).abs()  # summed log-prob change
-            one, two = moved[digits == 1].mean().item(), moved[digits == 2].mean().item()
-            ratio[name] = two / one
-            rows.append([name, one, two, ratio[name]])
-    claim.table(Table(
-        f"|change of an answer's summed log-prob| after {DPO_STEPS} DPO steps (seed {seed})",
-        ["DPO on", "1-digit answers", "2-digit answers", "2-digit / 1-digit"], rows,
-        note="held-out chosen and rejected answers; both runs beta 0.1, same pairs and steps"))
     lengths = pair_batch(encode_pairs(tok, _length_pairs(seed)))
-    score_rows = []
+    short_wins, score_rows = {}, []
     with threads(1), torch.no_grad():
         for average in (False, True):
             short, long = pair_logprobs(base, lengths, average)
             name = "average" if average else "sum"
+            short_wins[name] = short > long
             pc, pr = pair_logprobs(runs[(name, 0.1)].policy, lengths, average)
             rc, rr = pair_logprobs(ref, lengths, average)
-            score_rows.append([name, (short > long).float().mean().item(),
+            score_rows.append([name, short_wins[name].float().mean().item(),
                                ((pc - rc) > (pr - rr)).float().mean().item()])
     claim.table(Table(
         f"200 prompts, a 1-digit and a 2-digit wrong answer each (seed {seed})",
@@ -172,7 +164,25 @@ def test_dpo_moves_two_digit_answers_more_whether_log_probs_are_summed_or_averag
          "after DPO: implicit reward prefers the short one"], score_rows,
         note="implicit reward = policy minus reference log-prob, each run scored with its own "
              "reduction"))
-    # No length weighting would measure a ratio near 1 for the summed run; averaging that
-    # equalised the per-answer change would measure about 1 / 2.5 for the second check.
-    claim.check("2-digit / 1-digit change, summed", ratio["sum"], ">", 1.5)
-    claim.check("averaged ratio / summed ratio", ratio["average"] / ratio["sum"], ">", 0.7)
+    # Where the averages prefer the short answer the sums must too (both are negative and the
+    # short answer has fewer tokens): summing can only move verdicts towards the short one.
+    assert not (short_wins["average"] & ~short_wins["sum"]).any()
+    # What DPO training did to answers of each length is shown, not asserted: over 40 runs the
+    # ratio below ranged on both sides of 1 (README, "What does not hold here").
+    digits = held.mask.sum(-1) - 2  # scored tokens minus <|im_end|> and the newline
+    rows = []
+    with threads(1), torch.no_grad():
+        ref_c, ref_r = pair_logprobs(ref, held)
+        for name in ("sum", "average"):
+            pc, pr = pair_logprobs(runs[(name, 0.1)].policy, held)
+            moved = torch.cat([pc - ref_c, pr - ref_r]).abs()  # summed log-prob change
+            one, two = moved[digits == 1].mean().item(), moved[digits == 2].mean().item()
+            rows.append([name, one, two, two / one])
+    claim.table(Table(
+        f"|change of an answer's summed log-prob| after {DPO_STEPS} DPO steps (seed {seed})",
+        ["DPO on", "1-digit answers", "2-digit answers", "2-digit / 1-digit"], rows,
+        note="held-out chosen and rejected answers; both runs beta 0.1, same pairs and steps"))
+    # A reduction that did not matter for answers of 3 and 4 scored tokens would flip no
+    # verdict: a share of 0.
+    claim.check("share of prompts the sum scores short but the average long",
+                (short_wins["sum"] & ~short_wins["average"]).float().mean().item(), ">", 0.04)
