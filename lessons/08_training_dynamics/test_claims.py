@@ -169,23 +169,24 @@ def batch_runs(seed: int, lr_runs) -> dict[tuple[int, int], Run]:
 
 @pytest.mark.claim
 @pytest.mark.slow
-def test_at_equal_tokens_more_smaller_steps_beat_fewer_larger_ones(seed, claim, batch_runs):
-    """At 51,200 tokens, 4x the steps at a quarter of the batch ends lower; at equal steps a
-    larger batch helps. (At 12,800 tokens the same trade is shown, not asserted: README.)"""
+def test_at_equal_steps_a_larger_batch_ends_lower(seed, claim, batch_runs):
+    """At 100 steps, 64 sequences per batch end lower than 4. What equal tokens buy (more,
+    smaller steps won every time, by too little on one seed to assert) is in the table."""
     val = {k: r.val_loss for k, r in batch_runs.items()}
     rows = [[b, s, b * s * SETTINGS.seq_len, val[(b, s)]] for b, s in sorted(val)]
     claim.table(Table(f"validation loss by batch and steps, lr {SETTINGS.lr:g} (seed {seed})",
-                      ["batch", "steps", "tokens", "val loss"], rows))
+                      ["batch", "steps", "tokens", "val loss"], rows,
+                      note=f"equal tokens, 4x the steps at a quarter of the batch ended lower by "
+                           f"{val[(16, 25)] - val[(4, 100)]:.3f} (12,800 tokens) and "
+                           f"{val[(64, 25)] - val[(16, 100)]:.3f} (51,200): shown, not asserted"))
     claim.figure("batch-and-steps", LineFigure(
         {"25 steps": ((16, 64), (val[(16, 25)], val[(64, 25)])),
          "100 steps": ((4, 16, 64), (val[(4, 100)], val[(16, 100)], val[(64, 100)]))},
         xlabel="batch size (sequences of 32)", ylabel="validation loss", logx=True,
         title=f"batch size and step count (seed {seed})"))
-    # A perfect trade (only tokens matter) measures 0 for the first check. The same gap at
-    # 12,800 tokens (16 x 25 minus 4 x 100) ranged 0.017 to 0.30 over 40 runs: its sign held,
-    # but too close to 0 on some seeds to assert with a margin, so it is in the table only.
-    claim.check("equal tokens: batch 64 x 25 minus batch 16 x 100",
-                val[(64, 25)] - val[(16, 100)], ">", 0.05)
+    # A batch size that did not matter would measure 0. The equal-token gaps were positive in
+    # all 80 comparisons of the 40 calibration runs, but 0.017 and 0.044 on seed 19 perturbed,
+    # less than one run's noise: too thin to assert on another machine (README).
     claim.check("equal steps: batch 4 minus batch 64 (100 steps)", val[(4, 100)] - val[(64, 100)],
                 ">", 0.2)
 
