@@ -1,29 +1,12 @@
 """Lesson 07 (tokenization): the exercises and their known wrong versions."""
+from minimind.bpe import count_pairs as _count
+from minimind.bpe import merge_pair as _merge
 from minimind.course.mistakes import mistake
 
 REFERENCE = "minimind.bpe"
 EXERCISES = ("count_pairs", "merge_pair", "learn_merges", "encode", "decode")
 
 N_BYTES = 256
-
-
-def _count(ids):
-    counts = {}
-    for pair in zip(ids, ids[1:]):
-        counts[pair] = counts.get(pair, 0) + 1
-    return counts
-
-
-def _merge(ids, pair, new_id):
-    out, i = [], 0
-    while i < len(ids):
-        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
-            out.append(new_id)
-            i += 2
-        else:
-            out.append(ids[i])
-            i += 1
-    return out
 
 
 def _table(merges):
